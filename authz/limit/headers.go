@@ -30,10 +30,9 @@ type Headers struct {
 // Headers renders the response header values for d.
 func (d *Decision) Headers() Headers {
 	var buf [128]byte
-	h := Headers{
-		RateLimit:       string(d.AppendRateLimit(buf[:0])),
-		RateLimitPolicy: string(d.AppendPolicy(buf[:0])),
-	}
+	var h Headers
+	h.RateLimit = string(d.AppendRateLimit(buf[:0]))
+	h.RateLimitPolicy = string(d.AppendPolicy(buf[:0]))
 	if s := d.RetryAfterSeconds(); s > 0 {
 		h.RetryAfter = strconv.FormatInt(s, 10)
 	}
