@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,13 +30,15 @@ type Server struct {
 	bin    string
 	dir    string
 	port   int
+	args   []string
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
 
-// Start starts a redis-server and stops it in t.Cleanup.
-func Start(t testing.TB) *Server {
+// Start starts a redis-server and stops it in t.Cleanup. args are extra
+// redis-server options, for example "--requirepass", "secret".
+func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -44,7 +47,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skipf("redis-server not on PATH: %v", err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args}
 	t.Cleanup(s.Kill)
 	// Another process can take the free port between probe and start; retry.
 	for attempt := 0; ; attempt++ {
@@ -108,10 +111,12 @@ func (s *Server) signal(sig syscall.Signal) {
 
 func (s *Server) start() error {
 	logPath := filepath.Join(s.dir, "redis.log")
-	cmd := exec.Command(s.bin,
+	args := append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--logfile", logPath, "--daemonize", "no")
+		"--logfile", logPath, "--daemonize", "no",
+	}, s.args...)
+	cmd := exec.Command(s.bin, args...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
@@ -161,7 +166,8 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if line != "+PONG\r\n" {
+	// A server with a password answers NOAUTH: it is up all the same.
+	if line != "+PONG\r\n" && !strings.HasPrefix(line, "-NOAUTH") {
 		return errors.New("unexpected PING reply " + strconv.Quote(line))
 	}
 	return nil
