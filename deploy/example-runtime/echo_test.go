@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
@@ -31,6 +32,11 @@ func TestEchoesTheRuntimeContract(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, got.Claims); err != nil {
+		t.Fatal(err)
+	}
+	got.Claims = compact.Bytes()
 	want := Call{
 		RecipeID: "rcp_1", Method: "POST", Path: "/recipes/rcp_1", Query: "limit=5",
 		Gateway:     map[string]string{"client-id": "cli_1", "recipe-id": "rcp_1"},
