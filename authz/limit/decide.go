@@ -25,16 +25,13 @@ func Decide(p Policy, now time.Time, s State) (Decision, State) {
 }
 
 // Emission returns the GCRA emission interval and burst tolerance of r in
-// microseconds. ok is false when r admits nothing (no requests or a period
-// shorter than a microsecond per request).
+// microseconds. ok is false when r admits nothing (no requests or no
+// period). Rates above one million per second are held to that.
 func (r Rate) Emission() (emission, tolerance int64, ok bool) {
-	if r.Requests == 0 {
+	if r.Requests == 0 || r.Period <= 0 {
 		return 0, 0, false
 	}
-	emission = r.Period.Microseconds() / int64(r.Requests)
-	if emission <= 0 {
-		return 0, 0, false
-	}
+	emission = max(r.Period.Microseconds()/int64(r.Requests), 1)
 	burst := r.Burst
 	if burst == 0 {
 		burst = r.Requests

@@ -68,6 +68,12 @@ func TestDecide(t *testing.T) {
 		want: Decision{Code: RateLimited, RetryAfter: time.Minute,
 			Rate: Status{Present: true, Limit: 0, Window: time.Minute}},
 	}, {
+		name:     "rates above a million per second are held to it",
+		p:        Policy{Rate: &Rate{Requests: 2_000_000, Period: time.Second}},
+		now:      now,
+		want:     Decision{Allowed: true, Rate: Status{Present: true, Limit: 2_000_000, Window: time.Second, Remaining: 1_999_999, Reset: time.Microsecond}},
+		wantNext: State{TAT: us + 1},
+	}, {
 		name:     "quota counts",
 		p:        Policy{Quota: daily},
 		now:      now,
