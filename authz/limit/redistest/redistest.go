@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -63,6 +64,28 @@ func Start(t testing.TB, args ...string) *Server {
 		if attempt == 2 {
 			t.Fatal(err)
 		}
+	}
+}
+
+// StartCluster starts a one-node Redis Cluster that serves every slot. It
+// enforces what a real cluster does, such as refusing a script whose keys
+// are in different slots.
+func StartCluster(t testing.TB) *Server {
+	t.Helper()
+	s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+	if reply, err := command(s.Addr, "CLUSTER ADDSLOTSRANGE 0 16383"); err != nil || reply != "+OK\r\n" {
+		t.Fatalf("assign cluster slots: %q, %v", reply, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := command(s.Addr, "CLUSTER INFO")
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not ready: %q, %v", info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -151,18 +174,7 @@ func (s *Server) start() error {
 }
 
 func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
-		return err
-	}
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := command(addr, "PING")
 	if err != nil {
 		return err
 	}
@@ -180,4 +192,37 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// command sends one inline command and returns its reply: the first line
+// (an error reply included), or for a bulk string its content.
+func command(addr, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
+		return "", err
+	}
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(line, "$") {
+		return line, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil || n < 0 {
+		return "", fmt.Errorf("bad bulk reply %q", line)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return "", err
+	}
+	return string(body), nil
 }
