@@ -1,0 +1,158 @@
+package configsource
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+)
+
+type deltaStream = grpc.BidiStreamingClient[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
+
+// heldAck is a response waiting for the decision that ACKs or NACKs it.
+type heldAck struct {
+	typeURL string
+	nonce   string
+}
+
+// stream runs one delta ADS stream until it fails or ctx ends. answered
+// reports whether the control plane sent anything, which resets the backoff.
+func (s *Source) stream(ctx context.Context, client discoveryv3.AggregatedDiscoveryServiceClient) (answered bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	str, err := client.DeltaAggregatedResources(ctx)
+	if err != nil {
+		return false, fmt.Errorf("open stream: %w", err)
+	}
+	s.m.streams.Inc()
+
+	// "*" is the explicit wildcard of the delta protocol: every resource of
+	// the type, whatever its name. The versions are those of the last good
+	// config so the control plane sends only what changed since.
+	versions := s.st.versions()
+	for k := range numKinds {
+		req := &discoveryv3.DeltaDiscoveryRequest{
+			TypeUrl:                 k.typeURL(),
+			ResourceNamesSubscribe:  []string{"*"},
+			InitialResourceVersions: versions[k.typeURL()],
+		}
+		if k == 0 {
+			req.Node = s.node // the server keeps the node of a stream's first request
+		}
+		if err := str.Send(req); err != nil {
+			return false, fmt.Errorf("subscribe to %s: %w", k.short(), err)
+		}
+	}
+
+	var ready [numKinds]bool
+	var held []heldAck
+	for {
+		resp, err := str.Recv()
+		if err != nil {
+			return answered, fmt.Errorf("receive: %w", err)
+		}
+		if !answered {
+			answered = true
+			s.m.connected.Set(1)
+			s.cfg.Logger.Info("config stream open", "control_plane", s.cfg.Addr, "node", s.node.GetId())
+		}
+		ack := heldAck{typeURL: resp.GetTypeUrl(), nonce: resp.GetNonce()}
+		d, err := decode(resp)
+		if err != nil {
+			// Refused alone: the state is untouched and the type stays
+			// not-ready if this was its first answer, which fails closed.
+			s.m.nacks.Inc()
+			s.cfg.Logger.Error("config update refused", "type", resp.GetTypeUrl(), "err", err)
+			if err := s.reply(str, []heldAck{ack}, err.Error()); err != nil {
+				return answered, err
+			}
+			continue
+		}
+		s.st.apply(d)
+		ready[d.kind] = true
+		held = append(held, ack)
+		if !ready[kindEndpoint] || !ready[kindProfile] || !ready[kindPolicy] {
+			continue
+		}
+		if err := s.reply(str, held, s.decide(ctx)); err != nil {
+			return answered, err
+		}
+		held = held[:0]
+	}
+}
+
+// decide applies the pending changes, or rolls them back. It returns the
+// NACK's error detail, or "" to ACK.
+func (s *Source) decide(ctx context.Context) string {
+	if s.applied && !s.st.dirty {
+		// Nothing the config shows changed (a resume that found us current).
+		s.st.commit()
+		return ""
+	}
+	fp := fingerprint(s.st.pending())
+	for _, r := range s.rejected {
+		if r.fingerprint == fp && fp != "" {
+			s.st.rollback()
+			s.m.nacks.Inc()
+			s.cfg.Logger.Warn("config update refused again without applying it", "err", r.err)
+			return r.err
+		}
+	}
+	cfg := s.st.assemble()
+	if err := s.cfg.Apply(ctx, cfg); err != nil {
+		s.st.rollback()
+		s.m.nacks.Inc()
+		msg := fmt.Sprintf("apply config %q: %v", cfg.GetVersion(), err)
+		s.rejected = append(s.rejected, rejection{fingerprint: fp, err: msg})
+		if len(s.rejected) > maxRejections {
+			s.rejected = slices.Delete(s.rejected, 0, 1)
+		}
+		s.cfg.Logger.Error("config update refused; keeping the last good config", "version", cfg.GetVersion(), "err", err)
+		return msg
+	}
+	s.st.commit()
+	s.applied = true
+	s.m.applied.Inc()
+	s.m.inEffect(cfg.GetVersion(), time.Now())
+	s.cfg.Logger.Info("config applied", "version", cfg.GetVersion(),
+		"endpoints", len(cfg.GetEndpoints()), "profiles", len(cfg.GetProfiles()), "policies", len(cfg.GetPolicies()))
+	if s.cfg.DB != nil {
+		// The config is live whatever the disk says, so the update is still
+		// ACKed; a failed write only costs the restart-without-control-plane case.
+		if err := saveCache(s.cfg.DB, cached{cfg: cfg, versions: s.st.versions()}); err != nil {
+			s.m.persistErr.Inc()
+			s.cfg.Logger.Error("config applied but not cached", "version", cfg.GetVersion(), "err", err)
+		}
+	}
+	return ""
+}
+
+// reply ACKs (errDetail "") or NACKs every held response, in arrival order.
+func (s *Source) reply(str deltaStream, held []heldAck, errDetail string) error {
+	for _, h := range held {
+		req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: h.typeURL, ResponseNonce: h.nonce}
+		if errDetail != "" {
+			req.ErrorDetail = &status.Status{Code: int32(codes.InvalidArgument), Message: errDetail}
+		}
+		if err := str.Send(req); err != nil {
+			return fmt.Errorf("send ack for %s: %w", h.typeURL, err)
+		}
+	}
+	return nil
+}
+
+// fingerprint names an update by the resources it changes and their versions.
+func fingerprint(pending map[resourceKey]string) string {
+	parts := make([]string, 0, len(pending))
+	for k, v := range pending {
+		parts = append(parts, k.kind.short()+"/"+k.name+"@"+v)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "\n")
+}
