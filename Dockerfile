@@ -1,0 +1,20 @@
+# One image for every Gatehouse binary: static, non-root, fit for a read-only root filesystem.
+#   docker build -t ghcr.io/gatehouse/gatehouse:0.1.0 .
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+ENV CGO_ENABLED=0 GOTOOLCHAIN=local
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN go build -trimpath -ldflags="-s -w" -o /out/ \
+      ./authz/cmd/gatehouse-authz \
+      ./controlplane/cmd/gatehouse-controlplane \
+      ./controlplane/cmd/gatehousectl \
+      ./deploy/example-runtime
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/ /usr/local/bin/
+USER 65532:65532
+# The control plane and the authz sidecar keep their bbolt files here; mount a volume.
+VOLUME ["/var/lib/gatehouse"]
+ENTRYPOINT ["/usr/local/bin/gatehouse-controlplane"]
