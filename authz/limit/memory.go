@@ -148,8 +148,8 @@ func (m *Memory) shard(k Key) *shard {
 	return &m.shards[h&m.mask]
 }
 
-// QuotaCount is one quota counter as it is persisted.
-type QuotaCount struct {
+// quotaCount is one quota counter as it is persisted.
+type quotaCount struct {
 	Key    Key
 	Window Window
 	Start  int64 // Unix seconds
@@ -157,14 +157,14 @@ type QuotaCount struct {
 }
 
 // drainDirty appends the quota counters changed since the last drain.
-func (m *Memory) drainDirty(dst []QuotaCount) []QuotaCount {
+func (m *Memory) drainDirty(dst []quotaCount) []quotaCount {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		for _, k := range sh.dirty {
 			if e := sh.m[k]; e != nil && e.dirty {
 				e.dirty = false
-				dst = append(dst, QuotaCount{Key: k, Window: e.window, Start: e.start, Used: e.used})
+				dst = append(dst, quotaCount{Key: k, Window: e.window, Start: e.start, Used: e.used})
 			}
 		}
 		clear(sh.dirty)
@@ -176,7 +176,7 @@ func (m *Memory) drainDirty(dst []QuotaCount) []QuotaCount {
 
 // restore loads a persisted counter unless its window has ended by now.
 // It reports whether the counter was current.
-func (m *Memory) restore(c QuotaCount, now time.Time) bool {
+func (m *Memory) restore(c quotaCount, now time.Time) bool {
 	if !c.Window.Valid() {
 		return false
 	}

@@ -33,7 +33,7 @@ type PersisterConfig struct {
 type Persister struct {
 	cfg     PersisterConfig
 	mu      sync.Mutex // serialises flushes
-	pending []QuotaCount
+	pending []quotaCount
 	pruned  time.Time
 	stop    context.CancelFunc
 	done    chan struct{}
@@ -189,7 +189,7 @@ func encodeKey(dst []byte, k Key) []byte {
 	return append(dst, k.Policy...)
 }
 
-func encodeValue(c QuotaCount) []byte {
+func encodeValue(c quotaCount) []byte {
 	v := make([]byte, 17)
 	v[0] = byte(c.Window)
 	binary.BigEndian.PutUint64(v[1:], uint64(c.Start))
@@ -197,13 +197,13 @@ func encodeValue(c QuotaCount) []byte {
 	return v
 }
 
-func decodeCount(k, v []byte) (QuotaCount, bool) {
+func decodeCount(k, v []byte) (quotaCount, bool) {
 	n, w := binary.Uvarint(k)
 	if w <= 0 || uint64(len(k)-w) < n || len(v) != 17 {
-		return QuotaCount{}, false
+		return quotaCount{}, false
 	}
 	profile := k[w : w+int(n)]
-	return QuotaCount{
+	return quotaCount{
 		Key:    Key{Profile: string(profile), Policy: string(k[w+int(n):])},
 		Window: Window(v[0]),
 		Start:  int64(binary.BigEndian.Uint64(v[1:])),

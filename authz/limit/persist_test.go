@@ -136,9 +136,9 @@ func TestPersisterFlushesInBackground(t *testing.T) {
 	}
 }
 
-func storedCount(t *testing.T, db *bolt.DB, key Key) QuotaCount {
+func storedCount(t *testing.T, db *bolt.DB, key Key) quotaCount {
 	t.Helper()
-	var c QuotaCount
+	var c quotaCount
 	err := db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket([]byte(testBucket)).Get(encodeKey(nil, key))
 		if v != nil {

@@ -204,3 +204,21 @@ func TestRedisKeys(t *testing.T) {
 		t.Errorf("quota key TTL %v, want about %v (window end + margin)", quotaTTL, wantTTL)
 	}
 }
+
+func TestKeyPrefix(t *testing.T) {
+	tests := []struct {
+		key  limit.Key
+		want string
+	}{
+		{limit.Key{Profile: "alice", Policy: "gold"}, "{gh:alice:gold}"},
+		{limit.Key{Profile: "a:b", Policy: "c"}, "{gh:a%3Ab:c}"},
+		{limit.Key{Profile: "a", Policy: "b:c"}, "{gh:a:b%3Ac}"},
+		{limit.Key{Profile: "x}y", Policy: "{z"}, "{gh:x%7Dy:%7Bz}"},
+		{limit.Key{Profile: "100%", Policy: "p"}, "{gh:100%25:p}"},
+	}
+	for _, tc := range tests {
+		if got := keyPrefix(tc.key); got != tc.want {
+			t.Errorf("keyPrefix(%+v) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -61,9 +62,29 @@ const quotaKeyMargin = time.Hour
 const maxExact = 1 << 53
 
 // keyPrefix returns the hash-tagged prefix of a key's Redis keys: every key
-// of one profile and policy lands in one Cluster slot.
+// of one profile and policy lands in one Cluster slot. Ids are free-form, so
+// the characters that would make two keys collide or move the hash tag are
+// percent-encoded; ordinary ids appear as they are.
 func keyPrefix(k limit.Key) string {
-	return "{gh:" + k.Profile + ":" + k.Policy + "}"
+	return "{gh:" + escapeID(k.Profile) + ":" + escapeID(k.Policy) + "}"
+}
+
+const idSpecials = "%:{}"
+
+func escapeID(id string) string {
+	if !strings.ContainsAny(id, idSpecials) {
+		return id
+	}
+	var b strings.Builder
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if strings.IndexByte(idSpecials, c) >= 0 {
+			fmt.Fprintf(&b, "%%%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // evalArgs builds the script's keys and arguments for p at now.
