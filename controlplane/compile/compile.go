@@ -1,0 +1,246 @@
+// Package compile turns one store revision into the resources the platform serves: Envoy
+// listeners, routes, clusters and endpoints for the public proxy, and the custom authz resources
+// (gatehouse.authz.v1 Endpoint, Profile, Policy) for the authz sidecars.
+//
+// Compile is a pure function: no clock, no I/O, no package state. Its output is deterministic
+// (every list sorted), so compiling the same snapshot twice, in any input order, gives byte-equal
+// resources. The output is read-only: resources may share sub-messages.
+//
+// Decisions worth knowing when reading the output:
+//   - Paths are normalised by Envoy (normalize_path, merge_slashes) and a request whose path
+//     holds an escaped slash or backslash (%2F, %5C) is refused with 400, so no encoding trick
+//     reaches a route other than the one the authz checked.
+//   - Spoofable x-gatehouse-* request headers are removed by a header_mutation filter that runs
+//     before ext_authz; the route then sets the recipe, endpoint and collection id headers, and
+//     the authz OK response sets the identity headers.
+//   - Templated paths are matched with a safe_regex whose parameter segments are [^/]+ (which
+//     grpc-go's xDS client also understands); literal paths with an exact path match.
+//   - The access log goes to the ControlPlaneCluster. The Envoy bootstrap defines that cluster
+//     statically for xDS, so compile emits it over CDS only when Settings.ControlPlaneAddress is
+//     set (a dynamic cluster with the name of a static one would be refused by Envoy).
+package compile
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"gatehouse/controlplane/store"
+)
+
+// Fixed names shared by the control plane, the Envoy bootstrap and the authz sidecar.
+const (
+	// ListenerName is the public HTTP listener.
+	ListenerName = "gatehouse-public"
+	// RouteConfigName is the RouteConfiguration the listener loads over RDS.
+	RouteConfigName = "gatehouse"
+	// VirtualHostName is the single virtual host of RouteConfigName.
+	VirtualHostName = "gatehouse"
+	// RuntimeCluster is the recipe runtime; its endpoints come over EDS when all runtime
+	// addresses are IPs.
+	RuntimeCluster = "gatehouse-runtime"
+	// AuthzCluster is the local authz sidecar (ext_authz gRPC, HTTP/2).
+	AuthzCluster = "gatehouse-authz"
+	// ControlPlaneCluster reaches the control plane's xDS and access-log (ALS) gRPC service. The
+	// Envoy bootstrap defines it statically; the access log uses the same name.
+	ControlPlaneCluster = "gatehouse-controlplane"
+	// AccessLogName is the log_name of the gRPC access log.
+	AccessLogName = "gatehouse"
+	// NotFoundRouteName names the catch-all route that answers 404.
+	NotFoundRouteName = "gatehouse-not-found"
+)
+
+// Keys of the per-route ext_authz context_extensions: the authz reads the endpoint from these.
+const (
+	ContextCollectionID = "collection_id"
+	ContextEndpointID   = "endpoint_id"
+	ContextRecipeID     = "recipe_id"
+)
+
+// Request headers of the recipe runtime contract that the route sets.
+const (
+	HeaderPrefix       = "x-gatehouse-"
+	HeaderRecipeID     = "x-gatehouse-recipe-id"
+	HeaderEndpointID   = "x-gatehouse-endpoint-id"
+	HeaderCollectionID = "x-gatehouse-collection-id"
+	// HeaderClientID and HeaderProfileID are set by the authz OK response; the access log
+	// records them.
+	HeaderClientID  = "x-gatehouse-client-id"
+	HeaderProfileID = "x-gatehouse-profile-id"
+)
+
+// Type URLs of the authz resources.
+const (
+	AuthzEndpointType = "type.googleapis.com/gatehouse.authz.v1.Endpoint"
+	AuthzProfileType  = "type.googleapis.com/gatehouse.authz.v1.Profile"
+	AuthzPolicyType   = "type.googleapis.com/gatehouse.authz.v1.Policy"
+)
+
+// Defaults applied by Compile to zero Settings fields.
+const (
+	DefaultListenerAddress = "0.0.0.0"
+	DefaultListenerPort    = 10000
+	DefaultRuntimeAddress  = "127.0.0.1:8081"
+	DefaultAuthzAddress    = "127.0.0.1:9191"
+	DefaultAuthzTimeout    = 200 * time.Millisecond
+	DefaultEndpointTimeout = 30 * time.Second
+	DefaultConnectTimeout  = 2 * time.Second
+)
+
+// Settings are the deployment facts compile needs besides the store: where things listen.
+// Zero fields take the defaults above.
+type Settings struct {
+	// ListenerAddress is the IP the public listener binds; default 0.0.0.0.
+	ListenerAddress string
+	// ListenerPort is the public listener's port; default 10000.
+	ListenerPort uint32
+	// RuntimeAddresses are the recipe runtime's host:port addresses; default 127.0.0.1:8081.
+	// When all are IPs the runtime cluster uses EDS; a host name makes it STRICT_DNS, because
+	// EDS endpoints must be IP addresses.
+	RuntimeAddresses []string
+	// RuntimePathPrefix is put before "/recipes/{recipe id}" in the path the runtime receives,
+	// e.g. "/api"; default none.
+	RuntimePathPrefix string
+	// AuthzAddress is the authz sidecar's ext_authz gRPC host:port; default 127.0.0.1:9191.
+	AuthzAddress string
+	// AuthzTimeout bounds one ext_authz check; default 200ms.
+	AuthzTimeout time.Duration
+	// ControlPlaneAddress is the control plane's ALS host:port. Empty (the default) relies on
+	// the bootstrap's static ControlPlaneCluster; set it only for a bootstrap without that
+	// cluster, and compile emits it over CDS.
+	ControlPlaneAddress string
+	// ConnectTimeout bounds upstream connects of the emitted clusters; default 2s.
+	ConnectTimeout time.Duration
+}
+
+// Output is what one revision compiles to.
+type Output struct {
+	// Version names the output; derived from the store revision only.
+	Version string
+	// Envoy holds listeners, routes, clusters and cluster load assignments keyed by type URL,
+	// each sorted by name, ready for cache.NewSnapshot(Version, Envoy).
+	Envoy map[resource.Type][]types.Resource
+	// Authz holds the *authzv1.Endpoint, *authzv1.Profile and *authzv1.Policy resources keyed by
+	// AuthzEndpointType, AuthzProfileType and AuthzPolicyType, each sorted by name (the id).
+	Authz map[string][]types.Resource
+}
+
+// Version is the xDS version string of a store revision.
+func Version(revision uint64) string {
+	return strconv.FormatUint(revision, 10)
+}
+
+// Compile builds the Envoy and authz resources of one snapshot. It fails when settings are
+// malformed or the snapshot breaks a reference the store guarantees (an endpoint without its
+// collection, a profile without its client or policy, a token without its profile).
+func Compile(snap *store.Snapshot, s Settings) (*Output, error) {
+	if snap == nil {
+		return nil, fmt.Errorf("compile: nil snapshot")
+	}
+	s = s.withDefaults()
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	idx, err := newIndex(snap)
+	if err != nil {
+		return nil, fmt.Errorf("compile revision %d: %w", snap.Revision, err)
+	}
+	eps, err := endpointRoutes(snap, idx)
+	if err != nil {
+		return nil, fmt.Errorf("compile revision %d: %w", snap.Revision, err)
+	}
+	routeCfg, err := routeConfiguration(eps, s)
+	if err != nil {
+		return nil, fmt.Errorf("compile revision %d: routes: %w", snap.Revision, err)
+	}
+	lis, err := listener(s)
+	if err != nil {
+		return nil, fmt.Errorf("compile revision %d: listener: %w", snap.Revision, err)
+	}
+	clusters, loads, err := clusters(s)
+	if err != nil {
+		return nil, fmt.Errorf("compile revision %d: clusters: %w", snap.Revision, err)
+	}
+	authz, err := authzResources(snap, idx, eps)
+	if err != nil {
+		return nil, fmt.Errorf("compile revision %d: %w", snap.Revision, err)
+	}
+	envoy := map[resource.Type][]types.Resource{
+		resource.ListenerType: {lis},
+		resource.RouteType:    {routeCfg},
+		resource.ClusterType:  clusters,
+		resource.EndpointType: loads,
+	}
+	return &Output{Version: Version(snap.Revision), Envoy: envoy, Authz: authz}, nil
+}
+
+func (s Settings) withDefaults() Settings {
+	if s.ListenerAddress == "" {
+		s.ListenerAddress = DefaultListenerAddress
+	}
+	if s.ListenerPort == 0 {
+		s.ListenerPort = DefaultListenerPort
+	}
+	if len(s.RuntimeAddresses) == 0 {
+		s.RuntimeAddresses = []string{DefaultRuntimeAddress}
+	}
+	if s.AuthzAddress == "" {
+		s.AuthzAddress = DefaultAuthzAddress
+	}
+	if s.AuthzTimeout == 0 {
+		s.AuthzTimeout = DefaultAuthzTimeout
+	}
+	if s.ConnectTimeout == 0 {
+		s.ConnectTimeout = DefaultConnectTimeout
+	}
+	return s
+}
+
+func (s Settings) validate() error {
+	if net.ParseIP(s.ListenerAddress) == nil {
+		return fmt.Errorf("listener address %q is not an IP", s.ListenerAddress)
+	}
+	if s.ListenerPort > 65535 {
+		return fmt.Errorf("listener port %d out of range", s.ListenerPort)
+	}
+	for _, a := range s.RuntimeAddresses {
+		if _, _, err := splitHostPort(a); err != nil {
+			return fmt.Errorf("runtime address: %w", err)
+		}
+	}
+	if _, _, err := splitHostPort(s.AuthzAddress); err != nil {
+		return fmt.Errorf("authz address: %w", err)
+	}
+	if s.ControlPlaneAddress != "" {
+		if _, _, err := splitHostPort(s.ControlPlaneAddress); err != nil {
+			return fmt.Errorf("control plane address: %w", err)
+		}
+	}
+	if s.AuthzTimeout < 0 || s.ConnectTimeout < 0 {
+		return fmt.Errorf("negative timeout")
+	}
+	if p := s.RuntimePathPrefix; p != "" && (p[0] != '/' || p[len(p)-1] == '/') {
+		return fmt.Errorf("runtime path prefix %q must start and not end with /", p)
+	}
+	return nil
+}
+
+// splitHostPort parses host:port with a numeric port in 1..65535.
+func splitHostPort(addr string) (string, uint32, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: %w", addr, err)
+	}
+	if host == "" {
+		return "", 0, fmt.Errorf("%q: empty host", addr)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return "", 0, fmt.Errorf("%q: bad port", addr)
+	}
+	return host, uint32(p), nil
+}
