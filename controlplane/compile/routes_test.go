@@ -94,15 +94,15 @@ func TestRouteOrder(t *testing.T) {
 	}
 	want := []string{
 		// Literal paths first, by path then method.
-		"ep-root",            // /hr-v2/
-		"ep-list-invoices",   // GET /sales-api-v1/invoices
-		"ep-create-invoice",  // POST /sales-api-v1/invoices
-		"ep-latest-invoice",  // /sales-api-v1/invoices/latest
-		"ep-payslip",         // /hr-v2/employees/{employee_id}/payslips/{month}
-		"ep-delete-invoice",  // DELETE /sales-api-v1/invoices/{id}
-		"ep-get-invoice",     // GET /sales-api-v1/invoices/{id}
-		"ep-report",          // /sales-api-v1/reports/{year}/q1.v2+csv
-		NotFoundRouteName,    // everything else
+		"ep-root",           // /hr-v2/
+		"ep-list-invoices",  // GET /sales-api-v1/invoices
+		"ep-create-invoice", // POST /sales-api-v1/invoices
+		"ep-latest-invoice", // /sales-api-v1/invoices/latest
+		"ep-payslip",        // /hr-v2/employees/{employee_id}/payslips/{month}
+		"ep-delete-invoice", // DELETE /sales-api-v1/invoices/{id}
+		"ep-get-invoice",    // GET /sales-api-v1/invoices/{id}
+		"ep-report",         // /sales-api-v1/reports/{year}/q1.v2+csv
+		NotFoundRouteName,   // everything else
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("route order (-want +got):\n%s", diff)
