@@ -1,0 +1,212 @@
+// Package bootstrap renders the Envoy bootstrap of a Gatehouse gateway: node identity, ADS to
+// the control plane, the local authz sidecar cluster and the admin interface on loopback.
+// Everything else (listeners, routes, clusters) arrives over ADS.
+package bootstrap
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"text/template"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	// Registers HttpProtocolOptions, the one typed config the bootstrap holds, for the strict
+	// decode in Parse.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+)
+
+// Config names the node and the addresses its bootstrap points at. Empty fields take the
+// platform defaults.
+type Config struct {
+	// NodeID identifies the gateway to the control plane; default "gatehouse-gateway".
+	NodeID string
+	// Cluster is the node cluster; default "gatehouse".
+	Cluster string
+	// ControlPlaneAddr is the xDS (ADS) host:port; default "127.0.0.1:18000". A host name is
+	// resolved by DNS.
+	ControlPlaneAddr string
+	// AuthzAddr is the authz sidecar's ext_authz gRPC host:port; default "127.0.0.1:9191".
+	AuthzAddr string
+	// AdminAddr is Envoy's admin host:port; default "127.0.0.1:9901". It must be a loopback
+	// address: the admin interface can drain and reconfigure the proxy.
+	AdminAddr string
+}
+
+// Defaults returns the platform's default configuration.
+func Defaults() Config {
+	return Config{
+		NodeID:           "gatehouse-gateway",
+		Cluster:          "gatehouse",
+		ControlPlaneAddr: "127.0.0.1:18000",
+		AuthzAddr:        "127.0.0.1:9191",
+		AdminAddr:        "127.0.0.1:9901",
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := Defaults()
+	for _, f := range []struct{ v, def *string }{
+		{&c.NodeID, &d.NodeID}, {&c.Cluster, &d.Cluster}, {&c.ControlPlaneAddr, &d.ControlPlaneAddr},
+		{&c.AuthzAddr, &d.AuthzAddr}, {&c.AdminAddr, &d.AdminAddr},
+	} {
+		if *f.v == "" {
+			*f.v = *f.def
+		}
+	}
+	return c
+}
+
+// endpoint is a parsed host:port with the cluster discovery type that fits the host.
+type endpoint struct {
+	Host string
+	Port uint32
+	Type string
+}
+
+func parseAddr(what, addr string) (endpoint, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return endpoint{}, fmt.Errorf("%s address %q: %w", what, addr, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return endpoint{}, fmt.Errorf("%s address %q: bad port", what, addr)
+	}
+	e := endpoint{Host: host, Port: uint32(p), Type: "STATIC"}
+	if net.ParseIP(host) == nil {
+		e.Type = "STRICT_DNS"
+	}
+	return e, nil
+}
+
+// quote renders a string as a YAML double-quoted scalar (JSON strings are valid YAML).
+func quote(s string) (string, error) {
+	b, err := json.Marshal(s)
+	return string(b), err
+}
+
+var tmpl = template.Must(template.New("bootstrap").Funcs(template.FuncMap{"q": quote}).Parse(bootstrapTemplate))
+
+// Render returns the bootstrap YAML for cfg. The output is checked as Envoy would check it: a
+// strict decode into the bootstrap proto and its validation rules.
+func Render(cfg Config) ([]byte, error) {
+	cfg = cfg.withDefaults()
+	cp, err := parseAddr("control plane", cfg.ControlPlaneAddr)
+	if err != nil {
+		return nil, err
+	}
+	authz, err := parseAddr("authz", cfg.AuthzAddr)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := parseAddr("admin", cfg.AdminAddr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(admin.Host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("admin address %q: must be a loopback IP", cfg.AdminAddr)
+	}
+	var buf bytes.Buffer
+	err = tmpl.Execute(&buf, struct {
+		Config
+		ControlPlane, Authz, Admin endpoint
+	}{cfg, cp, authz, admin})
+	if err != nil {
+		return nil, fmt.Errorf("render bootstrap: %w", err)
+	}
+	if _, err := Parse(buf.Bytes()); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Parse decodes bootstrap YAML strictly (unknown fields are errors) and runs the bootstrap's
+// validation rules.
+func Parse(y []byte) (*bootstrapv3.Bootstrap, error) {
+	j, err := yaml.YAMLToJSON(y)
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap yaml: %w", err)
+	}
+	var b bootstrapv3.Bootstrap
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(j, &b); err != nil {
+		return nil, fmt.Errorf("bootstrap decode: %w", err)
+	}
+	if err := b.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("bootstrap invalid: %w", err)
+	}
+	return &b, nil
+}
+
+// The gRPC clusters speak HTTP/2 with keepalive pings, so a control plane or sidecar that
+// vanished without closing the connection is noticed in seconds.
+const bootstrapTemplate = `# Envoy bootstrap of a Gatehouse gateway, rendered by "gatehouse-controlplane bootstrap".
+# Listeners, routes and clusters come from the control plane over ADS.
+node:
+  id: {{q .NodeID}}
+  cluster: {{q .Cluster}}
+dynamic_resources:
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    set_node_on_first_message_only: true
+    grpc_services:
+    - envoy_grpc:
+        cluster_name: gatehouse-controlplane
+  lds_config:
+    resource_api_version: V3
+    ads: {}
+  cds_config:
+    resource_api_version: V3
+    ads: {}
+static_resources:
+  clusters:
+  - name: gatehouse-controlplane
+    type: {{.ControlPlane.Type}}
+    connect_timeout: 5s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options:
+            connection_keepalive:
+              interval: 30s
+              timeout: 5s
+    load_assignment:
+      cluster_name: gatehouse-controlplane
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address:
+                address: {{q .ControlPlane.Host}}
+                port_value: {{.ControlPlane.Port}}
+  - name: gatehouse-authz
+    type: {{.Authz.Type}}
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options:
+            connection_keepalive:
+              interval: 10s
+              timeout: 2s
+    load_assignment:
+      cluster_name: gatehouse-authz
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address:
+                address: {{q .Authz.Host}}
+                port_value: {{.Authz.Port}}
+admin:
+  address:
+    socket_address:
+      address: {{q .Admin.Host}}
+      port_value: {{.Admin.Port}}
+`
