@@ -28,6 +28,7 @@ import (
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
 
 	"gatehouse/controlplane/store"
 )
@@ -127,6 +128,22 @@ type Output struct {
 	// Authz holds the *authzv1.Endpoint, *authzv1.Profile and *authzv1.Policy resources keyed by
 	// AuthzEndpointType, AuthzProfileType and AuthzPolicyType, each sorted by name (the id).
 	Authz map[string][]types.Resource
+}
+
+// Resources is every resource of o, Envoy's and authz's, by type URL: the form the xDS server
+// publishes. The slices are new; the messages are shared with o.
+func (o *Output) Resources() map[string][]proto.Message {
+	out := make(map[string][]proto.Message, len(o.Envoy)+len(o.Authz))
+	for _, m := range []map[string][]types.Resource{o.Envoy, o.Authz} {
+		for typ, rs := range m {
+			ms := make([]proto.Message, len(rs))
+			for i, r := range rs {
+				ms[i] = r
+			}
+			out[typ] = ms
+		}
+	}
+	return out
 }
 
 // Version is the xDS version string of a store revision.

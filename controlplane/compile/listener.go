@@ -23,10 +23,11 @@ import (
 // HeaderMutationFilter is the name of the HTTP filter that strips inbound x-gatehouse-* headers.
 const HeaderMutationFilter = "envoy.filters.http.header_mutation"
 
-// authzRequestHeaders are the request headers sent to the authz: its credentials and the
-// request id for its problem bodies and logs. Method, path and the caller's address travel in
-// the check request's own fields.
-var authzRequestHeaders = []string{"api-token", "authorization", "x-request-id"}
+// authzRequestHeaders are the request headers sent to the authz: its credentials, the request
+// id for its problem bodies and logs, and x-forwarded-for for deployments with trusted proxies
+// in front of Envoy. Method, path and the peer address travel in the check request's own
+// fields; nothing else of the caller's reaches the authz.
+var authzRequestHeaders = []string{"api-token", "authorization", "x-forwarded-for", "x-request-id"}
 
 // accessLogHeaders are the request headers the access log records besides the standard fields:
 // who called (set by the authz), what was called (set by the route) and the request id.
