@@ -1,0 +1,140 @@
+package admin
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	adminv1 "gatehouse/proto/gatehouse/admin/v1"
+)
+
+// minRSABits refuses RSA keys too short to be safe.
+const minRSABits = 2048
+
+// validateProfile adds what PGV cannot check to v: CIDRs parse, PEM items are public keys of
+// a supported kind, key URLs are http(s), and the allowed algorithms fit the key kind (an HMAC
+// algorithm with a public key is the classic algorithm-confusion attack).
+func validateProfile(v *violations, p *adminv1.AccessProfile) {
+	for i, s := range p.GetIpAllow() {
+		if _, err := parseCIDR(s); err != nil {
+			v.add(fmt.Sprintf("access_profile.ip_allow[%d]", i), "%v", err)
+		}
+	}
+	for i, s := range p.GetIpDeny() {
+		if _, err := parseCIDR(s); err != nil {
+			v.add(fmt.Sprintf("access_profile.ip_deny[%d]", i), "%v", err)
+		}
+	}
+	jwt := p.GetJwt()
+	if jwt == nil {
+		return
+	}
+	for i, s := range jwt.GetPublicKeys().GetPem() {
+		if err := checkPublicKey(s); err != nil {
+			v.add(fmt.Sprintf("access_profile.jwt.public_keys.pem[%d]", i), "%v", err)
+		}
+	}
+	for _, f := range []struct{ field, url string }{{"jwks_url", jwt.GetJwksUrl()}, {"oidc_issuer", jwt.GetOidcIssuer()}} {
+		if f.url == "" || v.has("access_profile.jwt."+f.field) {
+			continue
+		}
+		if u, err := url.Parse(f.url); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.add("access_profile.jwt."+f.field, "must be an http or https URL with a host, e.g. https://login.example.com")
+		}
+	}
+	hmac := jwt.GetHmacSecret() != ""
+	for i, alg := range jwt.GetAlgorithms() {
+		isHMAC := strings.HasPrefix(alg, "HS")
+		switch {
+		case jwt.Key == nil:
+		case hmac && !isHMAC:
+			v.add(fmt.Sprintf("access_profile.jwt.algorithms[%d]", i), "%s needs a public key; with hmac_secret use HS256, HS384 or HS512", alg)
+		case !hmac && isHMAC:
+			v.add(fmt.Sprintf("access_profile.jwt.algorithms[%d]", i), "%s needs hmac_secret; public keys, JWKS and OIDC keys verify RS*, PS256, ES* and EdDSA", alg)
+		}
+	}
+}
+
+// parseCIDR parses an IPv4 or IPv6 CIDR; a bare address means that one address (/32 or /128).
+func parseCIDR(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, errors.New(`must be a CIDR such as "10.0.0.0/8" or "2001:db8::/32", or one address`)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, errors.New(`must be a CIDR such as "10.0.0.0/8" or "2001:db8::/32", or one address`)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// normalizeProfile rewrites the IP lists in canonical CIDR form, so that the sidecars and
+// anyone reading the profile see exactly the ranges that apply ("10.1.2.3/8" is 10.0.0.0/8).
+// It runs after validateProfile has accepted every entry.
+func normalizeProfile(p *adminv1.AccessProfile) {
+	for _, list := range []*[]string{&p.IpAllow, &p.IpDeny} {
+		for i, s := range *list {
+			if c, err := parseCIDR(s); err == nil {
+				(*list)[i] = c.String()
+			}
+		}
+	}
+}
+
+// checkPublicKey accepts one PEM block holding a public key (PKIX, PKCS #1 or a certificate)
+// that a JWT algorithm can use: RSA of at least 2048 bits, ECDSA P-256 or P-384, or Ed25519.
+func checkPublicKey(s string) error {
+	block, rest := pem.Decode([]byte(s))
+	if block == nil {
+		return errors.New(`is not PEM: give a key that starts with "-----BEGIN PUBLIC KEY-----"`)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return errors.New("holds more than one PEM block: give one key per item")
+	}
+	var key any
+	var err error
+	switch {
+	case block.Type == "PUBLIC KEY":
+		key, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case block.Type == "RSA PUBLIC KEY":
+		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case block.Type == "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+			key = cert.PublicKey
+		}
+	case strings.Contains(block.Type, "PRIVATE KEY"):
+		return errors.New("is a private key: give only the public key and keep the private key secret")
+	default:
+		return fmt.Errorf("is a PEM %q block: give a PUBLIC KEY", block.Type)
+	}
+	if err != nil {
+		return errors.New("does not parse as a public key")
+	}
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < minRSABits {
+			return fmt.Errorf("is a %d-bit RSA key: use at least %d bits", k.N.BitLen(), minRSABits)
+		}
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return errors.New("is an ECDSA key on an unsupported curve: use P-256 (ES256) or P-384 (ES384)")
+		}
+	case ed25519.PublicKey:
+	default:
+		return errors.New("is not an RSA, ECDSA or Ed25519 key")
+	}
+	return nil
+}
