@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -146,8 +147,17 @@ func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, 
 	if errors.As(err, &mbe) {
 		err = status.Error(codes.InvalidArgument, "request body is larger than 1 MiB")
 	}
-	writeStatus(w, status.Convert(err), code)
+	st := status.Convert(err)
+	if m := unknownField.FindStringSubmatch(st.Message()); m != nil && st.Code() == codes.InvalidArgument {
+		var v violations
+		v.add(m[1], "is not a field of this request; check its spelling (JSON names are snake_case)")
+		st = status.Convert(v.err())
+	}
+	writeStatus(w, st, code)
 }
+
+// unknownField finds the field name in protojson's unknown-field error.
+var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
 
 // writeStatus writes st as JSON; code overrides the HTTP code httpStatus picks when not 0.
 func writeStatus(w http.ResponseWriter, st *status.Status, code int) {

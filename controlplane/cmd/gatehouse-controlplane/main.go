@@ -1,0 +1,79 @@
+// Command gatehouse-controlplane runs the Gatehouse control plane: the admin API (REST/JSON and
+// gRPC) over the configuration store.
+//
+//	gatehouse-controlplane [serve] [flags]   run the control plane (default)
+//	gatehouse-controlplane admin-token       print a new admin token for GATEHOUSE_ADMIN_TOKEN
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"gatehouse/controlplane/admin"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "gatehouse-controlplane:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses the command line and environment into a Config and runs the command.
+func run(args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "admin-token":
+		tok, err := admin.NewAdminToken()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, tok)
+		return nil
+	case "serve":
+	default:
+		return fmt.Errorf("unknown command %q: use serve (default) or admin-token", cmd)
+	}
+	cfg, level, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Out = stdout
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return Run(ctx, cfg)
+}
+
+// parseFlags reads the serve flags and the environment.
+func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
+	fs := flag.NewFlagSet("gatehouse-controlplane serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := Config{}
+	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of the store file ("+storeFile+"); created if missing")
+	fs.StringVar(&cfg.AdminHTTPAddr, "admin-http-addr", ":9080", "address of the admin REST API, /openapi.json, /healthz, /readyz and /metrics")
+	fs.StringVar(&cfg.AdminGRPCAddr, "admin-grpc-addr", ":9090", "address of the admin gRPC API")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, 0, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, 0, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return Config{}, 0, errors.New("--log-level must be debug, info, warn or error")
+	}
+	cfg.AdminToken = os.Getenv(admin.EnvAdminToken)
+	return cfg, level, nil
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"gatehouse/controlplane/admin"
+	"gatehouse/controlplane/store"
+)
+
+// Config is everything the control plane needs to run.
+type Config struct {
+	// DataDir holds the store file; created if missing.
+	DataDir string
+	// AdminHTTPAddr serves REST/JSON, /openapi.json, /healthz, /readyz and /metrics.
+	AdminHTTPAddr string
+	// AdminGRPCAddr serves the admin gRPC services.
+	AdminGRPCAddr string
+	// AdminToken is the value of GATEHOUSE_ADMIN_TOKEN; empty creates one on the first start.
+	AdminToken string
+	// Logger receives the control plane's logs; nil discards them.
+	Logger *slog.Logger
+	// Out receives what an operator must read once: the addresses and a new admin token.
+	Out io.Writer
+	// ShutdownTimeout bounds the graceful stop of the servers.
+	ShutdownTimeout time.Duration
+	// OnListen, when set, is told each server's bound address (tests listen on port 0).
+	OnListen func(name, addr string)
+}
+
+// storeFile is the store's file name in the data directory.
+const storeFile = "controlplane.db"
+
+// server is one listener the control plane runs. Adding a server (the xDS server, say) is one
+// more entry in Run's list.
+type server struct {
+	name  string
+	addr  string
+	serve func(net.Listener) error
+	stop  func(context.Context)
+}
+
+// Run opens the store, makes sure an admin token exists, and serves until ctx is done, then
+// stops every server gracefully.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	out := cfg.Out
+	if out == nil {
+		out = io.Discard
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	dbPath := filepath.Join(cfg.DataDir, storeFile)
+	st, err := store.Open(ctx, store.Config{Path: dbPath, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	secret, err := admin.Bootstrap(ctx, st, cfg.AdminToken, time.Now())
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	adm, err := admin.New(admin.Config{Store: st, Logger: log, Registry: reg})
+	if err != nil {
+		return err
+	}
+
+	grpcSrv := grpc.NewServer(grpc.ChainUnaryInterceptor(adm.Interceptor()))
+	adm.Register(grpcSrv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(grpcSrv, hs)
+
+	handler, err := adm.HTTPHandler(ctx, admin.HTTPConfig{Gatherer: reg})
+	if err != nil {
+		return err
+	}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+
+	servers := []server{
+		{
+			name: "admin-grpc", addr: cfg.AdminGRPCAddr,
+			serve: grpcSrv.Serve,
+			stop:  func(ctx context.Context) { hs.Shutdown(); stopGRPC(ctx, grpcSrv) },
+		},
+		{
+			name: "admin-http", addr: cfg.AdminHTTPAddr,
+			serve: func(l net.Listener) error {
+				if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+					return err
+				}
+				return nil
+			},
+			stop: func(ctx context.Context) {
+				if err := httpSrv.Shutdown(ctx); err != nil {
+					_ = httpSrv.Close()
+				}
+			},
+		},
+	}
+	return serveAll(ctx, log, out, servers, cfg, dbPath, secret)
+}
+
+// serveAll listens on every server's address first, so a busy port fails the start before
+// anything serves, prints how to reach the API, then serves until ctx is done or one fails.
+func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []server, cfg Config, dbPath, secret string) error {
+	listeners := make([]net.Listener, len(servers))
+	for i, s := range servers {
+		l, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			for _, l := range listeners[:i] {
+				_ = l.Close()
+			}
+			return fmt.Errorf("%s: listen on %s: %w", s.name, s.addr, err)
+		}
+		listeners[i] = l
+		log.Info("listening", "server", s.name, "addr", l.Addr().String())
+		if cfg.OnListen != nil {
+			cfg.OnListen(s.name, l.Addr().String())
+		}
+	}
+	printBanner(out, listeners[1].Addr().String(), listeners[0].Addr().String(), dbPath, secret)
+
+	g, gctx := errgroup.WithContext(ctx)
+	for i, s := range servers {
+		g.Go(func() error {
+			if err := s.serve(listeners[i]); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		for _, s := range servers {
+			s.stop(sctx)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// stopGRPC drains in-flight calls, cutting them off when ctx ends first.
+func stopGRPC(ctx context.Context, s *grpc.Server) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.Stop()
+	}
+}
+
+// printBanner tells the operator where the API is and, once, the new admin token.
+func printBanner(out io.Writer, httpAddr, grpcAddr, dbPath, secret string) {
+	base := "http://" + dialable(httpAddr)
+	fmt.Fprintf(out, "gatehouse control plane\n")
+	fmt.Fprintf(out, "  admin REST: %s/v1/ (OpenAPI at %s/openapi.json)\n", base, base)
+	fmt.Fprintf(out, "  admin gRPC: %s\n", dialable(grpcAddr))
+	fmt.Fprintf(out, "  store:      %s\n", dbPath)
+	if secret != "" {
+		fmt.Fprintf(out, "\nNew admin token (shown only this once; only its hash is stored):\n\n  %s\n\n", secret)
+		fmt.Fprintf(out, "Use it as: curl -H \"Authorization: Bearer $%s\" %s/v1/collections\n", admin.EnvAdminToken, base)
+		fmt.Fprintf(out, "     or:   export %s=<token> for gatehousectl\n", admin.EnvAdminToken)
+	}
+}
+
+// dialable turns a listen address such as ":9080" or "[::]:9080" into one a client can use.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
