@@ -110,7 +110,11 @@ type state struct {
 	types   [numKinds]typeState
 	undo    []change
 	sysUndo [numKinds]*string // system version before the first pending change
-	dirty   bool              // pending changes alter the assembled config
+	// latest is the system version of the newest response; latestUndo holds
+	// the value at the last commit while changes are pending.
+	latest     string
+	latestUndo *string
+	dirty      bool // pending changes alter the assembled config
 }
 
 func newState() *state {
@@ -174,6 +178,14 @@ func decode(resp *discoveryv3.DeltaDiscoveryResponse) (*decoded, error) {
 // apply records a decoded response in the state, logging undo steps.
 func (s *state) apply(d *decoded) {
 	ts := &s.types[d.kind]
+	if d.system != "" && s.latest != d.system {
+		if s.latestUndo == nil {
+			prev := s.latest
+			s.latestUndo = &prev
+		}
+		s.latest = d.system
+		s.dirty = true
+	}
 	if ts.system != d.system {
 		if s.sysUndo[d.kind] == nil {
 			prev := ts.system
@@ -208,6 +220,7 @@ func (s *state) apply(d *decoded) {
 func (s *state) commit() {
 	s.undo = s.undo[:0]
 	s.sysUndo = [numKinds]*string{}
+	s.latestUndo = nil
 	s.dirty = false
 }
 
@@ -227,6 +240,9 @@ func (s *state) rollback() {
 		if v != nil {
 			s.types[k].system = *v
 		}
+	}
+	if s.latestUndo != nil {
+		s.latest = *s.latestUndo
 	}
 	s.commit()
 }
@@ -255,10 +271,14 @@ type resourceKey struct {
 	name string
 }
 
-// version names the assembled config: the control plane's system version
-// when all types agree on it (the control plane compiles every type from one
-// store revision), else the per-type versions combined.
+// version names the assembled config: the system version of the newest
+// response. The control plane versions a whole snapshot (one store revision)
+// and resends only the types that changed, so types not resent are unchanged
+// in that version. Without system versions, the per-type ones are combined.
 func (s *state) version() string {
+	if s.latest != "" {
+		return s.latest
+	}
 	v := s.types[0].system
 	same := true
 	for k := range numKinds {
