@@ -116,7 +116,7 @@ func printError(w io.Writer, err error, token string) {
 	st := se.GRPCStatus()
 	msg := err.Error()
 	if e, ok := se.(error); ok && strings.Contains(msg, e.Error()) {
-		msg = strings.Replace(msg, e.Error(), st.Message(), 1)
+		msg = strings.Replace(msg, e.Error(), summary(st), 1)
 	}
 	fmt.Fprintf(w, "error: %s (%s)\n", redact(msg), st.Code())
 	for _, d := range st.Details() {
@@ -133,4 +133,21 @@ func printError(w io.Writer, err error, token string) {
 			fmt.Fprintf(w, "  %s %s: %s\n", d.GetResourceType(), d.GetResourceName(), redact(d.GetDescription()))
 		}
 	}
+}
+
+// summary is the status message without the field violations it repeats, since those are
+// printed one per line below it.
+func summary(st *status.Status) string {
+	msg := st.Message()
+	for _, d := range st.Details() {
+		br, ok := d.(*errdetails.BadRequest)
+		if !ok || len(br.GetFieldViolations()) == 0 {
+			continue
+		}
+		fv := br.GetFieldViolations()[0]
+		if i := strings.Index(msg, fv.GetField()+": "+fv.GetDescription()); i > 0 {
+			return strings.TrimRight(msg[:i], ":;, ")
+		}
+	}
+	return msg
 }

@@ -11,6 +11,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
+// Golden is golden for the feature tests of package ctl_test.
+var Golden = golden
+
 // golden compares got with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()

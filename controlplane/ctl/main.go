@@ -76,7 +76,6 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		c.conn.Addr = defaultAddr
 	}
 	fs := c.flags("gatehousectl")
-	fs.Usage = func() { fmt.Fprint(c.stderr, usage) }
 	if err := fs.Parse(args); err != nil {
 		return c.flagErr(err)
 	}
