@@ -1,0 +1,206 @@
+// Package server exposes the check pipeline: Envoy's ext_authz gRPC API, an HTTP check
+// endpoint with Envoy http_service semantics (also spoken by nginx auth_request and Caddy
+// forward_auth), gRPC health, /healthz, /readyz and /metrics.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"gatehouse/authz/check"
+)
+
+// Context extension keys set by the control plane on each route.
+const (
+	ExtEndpointID   = "endpoint_id"
+	ExtCollectionID = "collection_id"
+	ExtRecipeID     = "recipe_id"
+)
+
+// Decider is the pipeline the servers call; *check.Checker implements it.
+type Decider interface {
+	Decide(ctx context.Context, r *check.Request, d *check.Decision)
+	Ready() bool
+}
+
+// Config configures the servers.
+type Config struct {
+	// Decider decides each request. Required.
+	Decider Decider
+	// Metrics records decisions; nil records nothing.
+	Metrics *Metrics
+	// Logger receives one line per refusal. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Authorization implements envoy.service.auth.v3.Authorization.
+type Authorization struct {
+	authv3.UnimplementedAuthorizationServer
+	cfg  Config
+	pool sync.Pool
+}
+
+// NewAuthorization returns the ext_authz gRPC service.
+func NewAuthorization(cfg Config) *Authorization {
+	a := &Authorization{cfg: cfg.withDefaults()}
+	a.pool.New = func() any { return new(scratch) }
+	return a
+}
+
+// scratch is per-request working memory, pooled so a decision allocates little.
+type scratch struct {
+	d       check.Decision
+	headers []check.Header
+	body    []byte
+}
+
+// Check decides one request. It always answers with a decision, never a gRPC error, so that
+// Envoy's failure_mode_allow can never turn a malformed request into an allowed one.
+func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
+	s := a.pool.Get().(*scratch)
+	r := RequestFromCheck(req)
+	a.cfg.Decider.Decide(ctx, &r, &s.d)
+	resp := s.checkResponse(req)
+	a.cfg.Metrics.decided(apiGRPC, s.d.Code, time.Since(start))
+	logDecision(ctx, a.cfg.Logger, &r, &s.d)
+	s.headers, s.body = s.headers[:0], s.body[:0]
+	a.pool.Put(s)
+	return resp, nil
+}
+
+// RequestFromCheck turns Envoy's CheckRequest into the pipeline's Request. Missing parts
+// become empty values, which the pipeline refuses.
+func RequestFromCheck(req *authv3.CheckRequest) check.Request {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	headers := check.MapHeaders(h.GetHeaders())
+	if headers == nil {
+		headers = rawHeaders(h.GetHeaderMap())
+	}
+	r := check.Request{
+		Method:     h.GetMethod(),
+		Path:       h.GetPath(),
+		Headers:    headers,
+		EndpointID: attrs.GetContextExtensions()[ExtEndpointID],
+		RequestID:  h.GetId(),
+	}
+	if r.RequestID == "" {
+		r.RequestID = headers["x-request-id"]
+	}
+	if sa := attrs.GetSource().GetAddress().GetSocketAddress(); sa != nil {
+		if a, err := netip.ParseAddr(sa.GetAddress()); err == nil {
+			r.Source = a
+		}
+	}
+	return r
+}
+
+// rawHeaders reads the header list Envoy sends with encode_raw_headers, joining repeated
+// headers as Envoy does in the map form.
+func rawHeaders(hm *corev3.HeaderMap) check.MapHeaders {
+	m := make(check.MapHeaders, len(hm.GetHeaders()))
+	for _, hv := range hm.GetHeaders() {
+		k := strings.ToLower(hv.GetKey())
+		v := string(hv.GetRawValue())
+		if v == "" {
+			v = hv.GetValue()
+		}
+		if old, ok := m[k]; ok {
+			v = old + "," + v
+		}
+		m[k] = v
+	}
+	return m
+}
+
+// checkResponse renders the decision for Envoy.
+func (s *scratch) checkResponse(req *authv3.CheckRequest) *authv3.CheckResponse {
+	d := &s.d
+	if d.Allowed() {
+		s.headers = d.AppendUpstream(s.headers[:0])
+		ok := &authv3.OkHttpResponse{
+			Headers:         headerOptions(s.headers),
+			HeadersToRemove: headersToRemove(d, req.GetAttributes().GetRequest().GetHttp().GetHeaders()),
+		}
+		if d.Limited {
+			ok.ResponseHeadersToAdd = headerOptions(d.AppendLimitHeaders(s.headers[:0]))
+		}
+		return &authv3.CheckResponse{
+			Status:       &status.Status{Code: int32(codes.OK)},
+			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		}
+	}
+	s.body = d.AppendProblem(s.body[:0])
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(grpcCode(d.Code)), Message: d.Code.String()},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status())},
+			Headers: headerOptions(d.AppendDenyHeaders(s.headers[:0])),
+			Body:    string(s.body),
+		}},
+	}
+}
+
+// headersToRemove lists the credential headers and every inbound x-gatehouse-* header the
+// decision does not set: Envoy strips them before ext_authz, and this keeps a spoofed copy
+// from surviving when that filter is missing.
+func headersToRemove(d *check.Decision, in map[string]string) []string {
+	out := make([]string, 0, 2)
+	out = append(out, check.HeaderAPIToken, check.HeaderAuthorization)
+	for k := range in {
+		if strings.HasPrefix(k, check.OwnedHeaderPrefix) && !d.Sets(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func headerOptions(hs []check.Header) []*corev3.HeaderValueOption {
+	if len(hs) == 0 {
+		return nil
+	}
+	opts := make([]*corev3.HeaderValueOption, len(hs))
+	vals := make([]corev3.HeaderValue, len(hs))
+	backing := make([]corev3.HeaderValueOption, len(hs))
+	for i, h := range hs {
+		vals[i].Key, vals[i].Value = h.Name, h.Value
+		backing[i].Header = &vals[i]
+		backing[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		opts[i] = &backing[i]
+	}
+	return opts
+}
+
+// grpcCode is the gRPC status of a refusal; Envoy only distinguishes OK from the rest, but
+// the code keeps logs and traces of the ext_authz call readable.
+func grpcCode(c check.Code) codes.Code {
+	switch c.Status() {
+	case 401:
+		return codes.Unauthenticated
+	case 404:
+		return codes.NotFound
+	case 429:
+		return codes.ResourceExhausted
+	case 503:
+		return codes.Unavailable
+	}
+	return codes.PermissionDenied
+}
