@@ -23,7 +23,7 @@ type controlPlane struct {
 	store       *store.Store
 }
 
-func startControlPlane(t *testing.T) *controlPlane {
+func startControlPlane(t *testing.T, opts ...grpc.ServerOption) *controlPlane {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{Path: filepath.Join(t.TempDir(), "gatehouse.db")})
@@ -46,7 +46,7 @@ func startControlPlane(t *testing.T) *controlPlane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.UnaryInterceptor(srv.Interceptor()))
+	g := grpc.NewServer(append(opts, grpc.UnaryInterceptor(srv.Interceptor()))...)
 	srv.Register(g)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
