@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"bytes"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	adminv1 "gatehouse/proto/gatehouse/admin/v1"
@@ -324,4 +326,32 @@ func matcherRegex(re string) *matcherv3.RegexMatcher {
 
 func regexRewrite(to string) *matcherv3.RegexMatchAndSubstitute {
 	return &matcherv3.RegexMatchAndSubstitute{Pattern: matcherRegex("^.*$"), Substitution: to}
+}
+
+// TestAuthzCheckEncoding holds the hand-encoded per-route ext_authz config byte-equal to what
+// deterministic proto marshalling produces, for short and long (multi-byte length) values.
+func TestAuthzCheckEncoding(t *testing.T) {
+	tests := []struct {
+		name            string
+		col, ep, recipe string
+	}{
+		{"short ids", "col-1", "ep-1", "rcp-1"},
+		{"empty ids", "", "", ""},
+		{"long ids need multi-byte lengths", strings.Repeat("c", 64), strings.Repeat("e", 64), strings.Repeat("r", 200)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := optionalFilterConfig(checkSettings(tc.col, tc.ep, tc.recipe))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := &anypb.Any{TypeUrl: filterConfigType, Value: encodeAuthzCheck(tc.col, tc.ep, tc.recipe)}
+			if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("decoded config (-want +got):\n%s", diff)
+			}
+			if !bytes.Equal(want.GetValue(), got.GetValue()) {
+				t.Errorf("bytes differ:\nwant %x\ngot  %x", want.GetValue(), got.GetValue())
+			}
+		})
+	}
 }
