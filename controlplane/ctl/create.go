@@ -159,7 +159,7 @@ func (c *cli) create(ctx context.Context, args []string) error {
 	if len(r.created) == 0 {
 		return nil
 	}
-	return printItems(c.stdout, "table", kind, r.created[:1], true)
+	return printItems(c.stdout, "table", kind, r.created[:1], true, nil)
 }
 
 // createPlan decodes one resource and turns it into creates; a collection brings its

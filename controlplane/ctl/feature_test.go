@@ -382,6 +382,10 @@ func TestGetCreateDelete(t *testing.T) {
 	if !strings.Contains(out, "jwks_url: https://idp.example/jwks") {
 		t.Errorf("get profile -o yaml:\n%s", out)
 	}
+	out = cp.mustCtl(t, "", "get", "profiles", "--client", "Acme")
+	if row := strings.Fields(strings.Split(out, "\n")[1]); len(row) != 6 || row[3] != "Sales" || row[4] != "gold" {
+		t.Errorf("get profiles shows no collection and policy names:\n%s", out)
+	}
 	out = cp.mustCtl(t, "", "get", "audit-events", "--limit", "3")
 	if n := strings.Count(out, "\n"); n != 4 {
 		t.Errorf("get audit-events --limit 3 printed %d lines:\n%s", n, out)

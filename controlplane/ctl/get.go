@@ -91,14 +91,21 @@ func (c *cli) get(ctx context.Context, args []string) error {
 	} else if items, err = a.list(ctx, kind, p); err != nil {
 		return err
 	}
+	var names map[string]string
+	if kind == kProfiles && *format == "table" {
+		// Profiles reference collections and a policy by id; the table shows their names.
+		if names, err = a.refNames(ctx); err != nil {
+			return err
+		}
+	}
 	if len(pos) == 2 {
 		it, err := pick(items, kind, pos[1])
 		if err != nil {
 			return err
 		}
-		return printItems(c.stdout, *format, kind, []proto.Message{it}, true)
+		return printItems(c.stdout, *format, kind, []proto.Message{it}, true, names)
 	}
-	return printItems(c.stdout, *format, kind, items, false)
+	return printItems(c.stdout, *format, kind, items, false, names)
 }
 
 // delete deletes one resource: `delete <kind> <id|name> [--force]`.
@@ -205,6 +212,23 @@ func (a *api) list(ctx context.Context, kind string, p parents) ([]proto.Message
 		return messages(l), err
 	}
 	return nil, fmt.Errorf("cannot list %s", kind)
+}
+
+// refNames maps the ids of collections and policies to their names.
+func (a *api) refNames(ctx context.Context) (map[string]string, error) {
+	cols, err := a.listCollections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pols, err := a.listPolicies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := idNames(cols)
+	for id, n := range idNames(pols) {
+		names[id] = n
+	}
+	return names, nil
 }
 
 // collection finds a collection by id or name.

@@ -19,15 +19,16 @@ import (
 )
 
 // printItems writes resources as a table, YAML or JSON. One item asked for by id prints as an
-// object; a list prints as a list.
-func printItems(w io.Writer, format, kind string, items []proto.Message, single bool) error {
+// object; a list prints as a list. names, when set, maps ids to names for table columns that
+// reference other resources.
+func printItems(w io.Writer, format, kind string, items []proto.Message, single bool, names map[string]string) error {
 	switch format {
 	case "json":
 		return printJSON(w, items, single)
 	case "yaml":
 		return printYAML(w, items, single)
 	}
-	return printTable(w, kind, items)
+	return printTable(w, kind, items, names)
 }
 
 func printJSON(w io.Writer, items []proto.Message, single bool) error {
@@ -77,7 +78,7 @@ func printYAML(w io.Writer, items []proto.Message, single bool) error {
 	return enc.Close()
 }
 
-func printTable(w io.Writer, kind string, items []proto.Message) error {
+func printTable(w io.Writer, kind string, items []proto.Message, names map[string]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	header := map[string]string{
 		kCollections: "ID\tNAME\tVERSION\tPATH",
@@ -90,12 +91,12 @@ func printTable(w io.Writer, kind string, items []proto.Message) error {
 	}[kind]
 	fmt.Fprintln(tw, header)
 	for _, m := range items {
-		fmt.Fprintln(tw, strings.Join(row(m), "\t"))
+		fmt.Fprintln(tw, strings.Join(row(m, names), "\t"))
 	}
 	return tw.Flush()
 }
 
-func row(m proto.Message) []string {
+func row(m proto.Message, names map[string]string) []string {
 	switch m := m.(type) {
 	case *adminv1.Collection:
 		return []string{m.GetId(), m.GetName(), m.GetVersion(), m.GetPath()}
@@ -112,7 +113,11 @@ func row(m proto.Message) []string {
 		if m.GetJwt() != nil {
 			auth = "jwt"
 		}
-		return []string{m.GetId(), m.GetName(), auth, dash(strings.Join(m.GetCollectionIds(), ",")), dash(m.GetPolicyId()), yesNo(m.Active == nil || m.GetActive())}
+		cols := make([]string, len(m.GetCollectionIds()))
+		for i, id := range m.GetCollectionIds() {
+			cols[i] = nameOf(names, id)
+		}
+		return []string{m.GetId(), m.GetName(), auth, dash(strings.Join(cols, ",")), dash(nameOf(names, m.GetPolicyId())), yesNo(m.Active == nil || m.GetActive())}
 	case *adminv1.ApiToken:
 		return []string{m.GetId(), dash(m.GetName()), m.GetDisplayPrefix() + "…", when(m.GetCreateTime()), when(m.GetExpireTime()), when(m.GetRevokeTime()), dash(m.GetRotatedToId())}
 	case *adminv1.AccessPolicy:
@@ -153,4 +158,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// nameOf returns the name of id when known, else id.
+func nameOf(names map[string]string, id string) string {
+	if n, ok := names[id]; ok {
+		return n
+	}
+	return id
 }
