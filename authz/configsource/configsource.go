@@ -13,6 +13,9 @@
 //     partial config (say endpoints without profiles) never goes live. The
 //     responses that arrive earlier are held and acknowledged together with
 //     the update they made up.
+//   - One update, one Apply: responses that arrive within Coalesce of each
+//     other are applied together, so a publish that changes several types
+//     (a profile and the new policy it names) never goes live half-way.
 //   - ACK means applied: a response is ACKed only after Apply accepted the
 //     config it completes, and after that config was written to the cache.
 //     A response that does not decode, or whose config Apply refuses, is
@@ -70,6 +73,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil keeps them unexported.
 	Registerer prometheus.Registerer
+	// Coalesce is how long to wait after a response for the next one of the
+	// same update before applying. Default 10ms.
+	Coalesce time.Duration
 	// BackoffBase is the first reconnect delay. Default 250ms.
 	BackoffBase time.Duration
 	// BackoffMax caps the reconnect delay. Default 30s.
@@ -119,6 +125,9 @@ func New(cfg Config) (*Source, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Coalesce <= 0 {
+		cfg.Coalesce = 10 * time.Millisecond
 	}
 	if cfg.BackoffBase <= 0 {
 		cfg.BackoffBase = 250 * time.Millisecond

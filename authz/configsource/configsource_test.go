@@ -112,14 +112,18 @@ func TestUpdatesReachApplyAsDeltas(t *testing.T) {
 			step.change(cfg)
 			cfg.Version = string(rune('2' + i))
 			sentBefore := len(cp.responses())
+			callsBefore, _ := app.snapshot()
 			cp.set(cfg)
 			eventually(t, "Apply of "+cfg.GetVersion(), func() bool {
 				_, cur := app.snapshot()
 				return cur.GetVersion() == cfg.GetVersion()
 			})
-			_, cur := app.snapshot()
+			calls, cur := app.snapshot()
 			if diff := cmp.Diff(cfg, cur, protocmp.Transform()); diff != "" {
 				t.Errorf("applied config (-want +got):\n%s", diff)
+			}
+			if n := len(calls) - len(callsBefore); n != 1 {
+				t.Errorf("update applied in %d Apply calls, want 1", n)
 			}
 			var got []string
 			var removed []string

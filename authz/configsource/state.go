@@ -3,6 +3,7 @@ package configsource
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -110,11 +111,7 @@ type state struct {
 	types   [numKinds]typeState
 	undo    []change
 	sysUndo [numKinds]*string // system version before the first pending change
-	// latest is the system version of the newest response; latestUndo holds
-	// the value at the last commit while changes are pending.
-	latest     string
-	latestUndo *string
-	dirty      bool // pending changes alter the assembled config
+	dirty   bool              // pending changes alter the assembled config
 }
 
 func newState() *state {
@@ -178,14 +175,6 @@ func decode(resp *discoveryv3.DeltaDiscoveryResponse) (*decoded, error) {
 // apply records a decoded response in the state, logging undo steps.
 func (s *state) apply(d *decoded) {
 	ts := &s.types[d.kind]
-	if d.system != "" && s.latest != d.system {
-		if s.latestUndo == nil {
-			prev := s.latest
-			s.latestUndo = &prev
-		}
-		s.latest = d.system
-		s.dirty = true
-	}
 	if ts.system != d.system {
 		if s.sysUndo[d.kind] == nil {
 			prev := ts.system
@@ -220,7 +209,6 @@ func (s *state) apply(d *decoded) {
 func (s *state) commit() {
 	s.undo = s.undo[:0]
 	s.sysUndo = [numKinds]*string{}
-	s.latestUndo = nil
 	s.dirty = false
 }
 
@@ -240,9 +228,6 @@ func (s *state) rollback() {
 		if v != nil {
 			s.types[k].system = *v
 		}
-	}
-	if s.latestUndo != nil {
-		s.latest = *s.latestUndo
 	}
 	s.commit()
 }
@@ -271,23 +256,30 @@ type resourceKey struct {
 	name string
 }
 
-// version names the assembled config: the system version of the newest
-// response. The control plane versions a whole snapshot (one store revision)
-// and resends only the types that changed, so types not resent are unchanged
-// in that version. Without system versions, the per-type ones are combined.
+// version names the assembled config from the per-type system versions.
+// The control plane versions a type by the store revision that last changed
+// it and resends only changed types, so when the versions are revision
+// numbers the config is that of the highest one. Opaque versions are used
+// as they are when all types agree, else combined.
 func (s *state) version() string {
-	if s.latest != "" {
-		return s.latest
-	}
-	v := s.types[0].system
-	same := true
+	var highest uint64
+	numeric, same := true, true
 	for k := range numKinds {
-		if s.types[k].system != v {
+		v := s.types[k].system
+		if v != s.types[0].system {
 			same = false
 		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			numeric = false
+		}
+		highest = max(highest, n)
 	}
-	if same {
-		return v
+	switch {
+	case numeric:
+		return strconv.FormatUint(highest, 10)
+	case same:
+		return s.types[0].system
 	}
 	parts := make([]string, 0, numKinds)
 	for k := range numKinds {

@@ -117,11 +117,14 @@ func TestStateRollbackRestoresLastGood(t *testing.T) {
 		t.Errorf("pending (-want +got):\n%s", diff)
 	}
 	if got := s.assemble().GetVersion(); got != "2" {
-		t.Errorf("version with pending changes = %q, want the newest system version 2", got)
+		t.Errorf("version with pending changes = %q, want the highest revision 2", got)
 	}
 	s.rollback()
 	if diff := cmp.Diff(good, s.assemble(), protocmp.Transform()); diff != "" {
 		t.Errorf("after rollback (-want +got):\n%s", diff)
+	}
+	if got := s.assemble().GetVersion(); got != "1" {
+		t.Errorf("version after rollback = %q, want 1", got)
 	}
 	if s.dirty || len(s.pending()) != 0 {
 		t.Errorf("after rollback: dirty %v, pending %v; want clean", s.dirty, s.pending())

@@ -50,34 +50,63 @@ func (s *Source) stream(ctx context.Context, client discoveryv3.AggregatedDiscov
 		}
 	}
 
+	recv, stopRecv := receive(ctx, str)
+	defer func() {
+		cancel()
+		stopRecv()
+	}()
+
 	var ready [numKinds]bool
 	var held []heldAck
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		resp, err := str.Recv()
-		if err != nil {
-			return answered, fmt.Errorf("receive: %w", err)
+		var res received
+		select {
+		case res = <-recv:
+		case <-ctx.Done():
+			return answered, ctx.Err()
 		}
-		if !answered {
-			answered = true
-			s.m.connected.Set(1)
-			s.cfg.Logger.Info("config stream open", "control_plane", s.cfg.Addr, "node", s.node.GetId())
-		}
-		ack := heldAck{typeURL: resp.GetTypeUrl(), nonce: resp.GetNonce()}
-		d, err := decode(resp)
-		if err != nil {
-			// Refused alone: the state is untouched and the type stays
-			// not-ready if this was its first answer, which fails closed.
-			s.m.nacks.Inc()
-			s.cfg.Logger.Error("config update refused", "type", resp.GetTypeUrl(), "err", err)
-			if err := s.reply(str, []heldAck{ack}, err.Error()); err != nil {
-				return answered, err
+		// Gather one update: responses that follow each other within
+		// Coalesce. A publish that changes several types (a profile and the
+		// new policy it names) sends them back to back, so they go live
+		// together. A held type is not sent again before its ACK, so an
+		// update holding every type is complete.
+		for {
+			if res.err != nil {
+				return answered, fmt.Errorf("receive: %w", res.err)
 			}
-			continue
+			if !answered {
+				answered = true
+				s.m.connected.Set(1)
+				s.cfg.Logger.Info("config stream open", "control_plane", s.cfg.Addr, "node", s.node.GetId())
+			}
+			h, err := s.take(res.resp, &ready)
+			if err != nil {
+				// Refused alone: the state is untouched and the type stays
+				// not-ready if this was its first answer, which fails closed.
+				if err := s.reply(str, []heldAck{h}, err.Error()); err != nil {
+					return answered, err
+				}
+			} else {
+				held = append(held, h)
+			}
+			if len(held) == int(numKinds) {
+				break
+			}
+			timer.Reset(s.cfg.Coalesce)
+			select {
+			case res = <-recv:
+				timer.Stop()
+				continue
+			case <-timer.C:
+			case <-ctx.Done():
+				return answered, ctx.Err()
+			}
+			break
 		}
-		s.st.apply(d)
-		ready[d.kind] = true
-		held = append(held, ack)
-		if !ready[kindEndpoint] || !ready[kindProfile] || !ready[kindPolicy] {
+		// The first config waits for every type (see the package doc).
+		if len(held) == 0 || !ready[kindEndpoint] || !ready[kindProfile] || !ready[kindPolicy] {
 			continue
 		}
 		if err := s.reply(str, held, s.decide(ctx)); err != nil {
@@ -85,6 +114,49 @@ func (s *Source) stream(ctx context.Context, client discoveryv3.AggregatedDiscov
 		}
 		held = held[:0]
 	}
+}
+
+// take decodes a response into the pending state and returns its ACK to hold.
+func (s *Source) take(resp *discoveryv3.DeltaDiscoveryResponse, ready *[numKinds]bool) (heldAck, error) {
+	h := heldAck{typeURL: resp.GetTypeUrl(), nonce: resp.GetNonce()}
+	d, err := decode(resp)
+	if err != nil {
+		s.m.nacks.Inc()
+		s.cfg.Logger.Error("config update refused", "type", resp.GetTypeUrl(), "err", err)
+		return h, err
+	}
+	s.st.apply(d)
+	ready[d.kind] = true
+	return h, nil
+}
+
+// received is one Recv result.
+type received struct {
+	resp *discoveryv3.DeltaDiscoveryResponse
+	err  error
+}
+
+// receive reads the stream in its own goroutine so that the update loop can
+// wait for a response with a timeout. stop must be called after ctx, the
+// stream's context, is cancelled; it waits for the goroutine to end.
+func receive(ctx context.Context, str deltaStream) (<-chan received, func()) {
+	ch := make(chan received, numKinds)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			resp, err := str.Recv()
+			select {
+			case ch <- received{resp, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch, func() { <-done }
 }
 
 // decide applies the pending changes, or rolls them back. It returns the
