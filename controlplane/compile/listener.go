@@ -15,7 +15,6 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -38,8 +37,7 @@ var accessLogHeaders = []string{
 // listener builds the public HTTP listener: header_mutation → ext_authz → router, routes over
 // RDS, access log over gRPC ALS.
 func listener(s Settings) (*listenerv3.Listener, error) {
-	mo := proto.MarshalOptions{Deterministic: true}
-	strip, err := marshalAny(mo, &headermutationv3.HeaderMutation{
+	strip, err := marshalAny(&headermutationv3.HeaderMutation{
 		Mutations: &headermutationv3.Mutations{RequestMutations: []*mutationrulesv3.HeaderMutation{{
 			Action: &mutationrulesv3.HeaderMutation_RemoveOnMatch_{
 				RemoveOnMatch: &mutationrulesv3.HeaderMutation_RemoveOnMatch{KeyMatcher: &matcherv3.StringMatcher{
@@ -52,15 +50,15 @@ func listener(s Settings) (*listenerv3.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	authz, err := marshalAny(mo, extAuthz(s))
+	authz, err := marshalAny(extAuthz(s))
 	if err != nil {
 		return nil, err
 	}
-	router, err := marshalAny(mo, &routerv3.Router{})
+	router, err := marshalAny(&routerv3.Router{})
 	if err != nil {
 		return nil, err
 	}
-	als, err := marshalAny(mo, &grpcalsv3.HttpGrpcAccessLogConfig{
+	als, err := marshalAny(&grpcalsv3.HttpGrpcAccessLogConfig{
 		CommonConfig: &grpcalsv3.CommonGrpcAccessLogConfig{
 			LogName:             AccessLogName,
 			GrpcService:         envoyGRPC(ControlPlaneCluster, 0),
@@ -71,7 +69,7 @@ func listener(s Settings) (*listenerv3.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	hcm, err := marshalAny(mo, &hcmv3.HttpConnectionManager{
+	hcm, err := marshalAny(&hcmv3.HttpConnectionManager{
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
 		StatPrefix: "gatehouse_public",
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
@@ -86,6 +84,8 @@ func listener(s Settings) (*listenerv3.Listener, error) {
 		// Envoy is the edge: the caller's address (for IP allow/deny lists) is the peer, not a
 		// caller-supplied x-forwarded-for, and inbound x-request-id is replaced.
 		UseRemoteAddress: wrapperspb.Bool(true),
+		// Callers can quote the request id of any answer, including Envoy's own 404s.
+		AlwaysSetRequestIdInResponse: true,
 		HttpFilters: []*hcmv3.HttpFilter{
 			{Name: HeaderMutationFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: strip}},
 			{Name: wellknown.HTTPExternalAuthorization, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: authz}},
@@ -153,5 +153,7 @@ func socketAddress(host string, port uint32) *corev3.Address {
 		Protocol:      corev3.SocketAddress_TCP,
 		Address:       host,
 		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+		// "::" also accepts IPv4 callers, as "0.0.0.0" users would expect.
+		Ipv4Compat: host == "::",
 	}}}
 }

@@ -26,11 +26,11 @@ import (
 const paramSegmentRegex = "[^/]+"
 
 // notFoundBody is the problem+json of an unknown or inactive endpoint. Both answer the same so
-// a caller cannot tell that an inactive endpoint exists. Envoy fills in the request id (which
-// it generates at the edge, so it never holds caller-chosen characters).
+// a caller cannot tell that an inactive endpoint exists. The body is static (Envoy 1.36, the
+// version the deployments run, has no body_format on direct responses); the request id is in
+// the x-request-id response header.
 const notFoundBody = `{"type":"https://gatehouse.dev/problems/endpoint_not_found",` +
-	`"title":"Endpoint not found","status":404,"code":"endpoint_not_found",` +
-	`"request_id":"%REQ(x-request-id)%"}`
+	`"title":"Endpoint not found","status":404,"code":"endpoint_not_found"}`
 
 // problemContentType is the media type of RFC 9457 problem details.
 const problemContentType = "application/problem+json"
@@ -144,7 +144,6 @@ type routeBuilder struct {
 	rewrite       *matcherv3.RegexMatcher
 	authzOff      map[string]*anypb.Any
 	notFound      *routev3.Route_DirectResponse
-	marshal       proto.MarshalOptions
 }
 
 func newRouteBuilder(s Settings) (*routeBuilder, error) {
@@ -163,16 +162,8 @@ func newRouteBuilder(s Settings) (*routeBuilder, error) {
 		authzOff: map[string]*anypb.Any{wellknown.HTTPExternalAuthorization: off},
 		notFound: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
 			Status: 404,
-			BodyFormat: &corev3.SubstitutionFormatString{
-				Format: &corev3.SubstitutionFormatString_TextFormatSource{
-					TextFormatSource: &corev3.DataSource{
-						Specifier: &corev3.DataSource_InlineString{InlineString: notFoundBody},
-					},
-				},
-				ContentType: problemContentType,
-			},
+			Body:   &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: notFoundBody}},
 		}},
-		marshal: proto.MarshalOptions{Deterministic: true},
 	}, nil
 }
 
@@ -376,26 +367,18 @@ func setHeader(key, value string) *corev3.HeaderValueOption {
 // optionalFilterConfig wraps a per-route filter config in FilterConfig{is_optional: true}, so
 // that xDS clients without the filter (grpc-go) accept the route while Envoy applies it.
 func optionalFilterConfig(m proto.Message) (*anypb.Any, error) {
-	return optionalFilterConfigWith(proto.MarshalOptions{Deterministic: true}, m)
-}
-
-func optionalFilterConfigWith(mo proto.MarshalOptions, m proto.Message) (*anypb.Any, error) {
-	inner, err := marshalAny(mo, m)
+	inner, err := marshalAny(m)
 	if err != nil {
 		return nil, err
 	}
-	return marshalAny(mo, &routev3.FilterConfig{Config: inner, IsOptional: true})
+	return marshalAny(&routev3.FilterConfig{Config: inner, IsOptional: true})
 }
 
 // marshalAny is anypb.New with deterministic map order, so equal configs give equal bytes.
-func marshalAny(mo proto.MarshalOptions, m proto.Message) (*anypb.Any, error) {
-	v, err := mo.Marshal(m)
+func marshalAny(m proto.Message) (*anypb.Any, error) {
+	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
 	}
-	return &anypb.Any{TypeUrl: typeURL(m), Value: v}, nil
-}
-
-func typeURL(m proto.Message) string {
-	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
+	return &anypb.Any{TypeUrl: "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName()), Value: v}, nil
 }

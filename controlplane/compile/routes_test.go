@@ -223,7 +223,7 @@ func TestRoutes(t *testing.T) {
 				if dr.GetStatus() != 404 {
 					t.Fatalf("route action %T, want a 404 direct response", r.GetAction())
 				}
-				body := dr.GetBodyFormat().GetTextFormatSource().GetInlineString()
+				body := dr.GetBody().GetInlineString()
 				if !strings.Contains(body, `"code":"endpoint_not_found"`) || !strings.Contains(body, `"status":404`) {
 					t.Errorf("404 body %s", body)
 				}
