@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -209,15 +210,48 @@ func checkAudience(raw json.RawMessage, accepted []string) error {
 	return refuse(Audience, "aud names no accepted audience")
 }
 
-// claimsJSON renders verified claims as compact JSON for the recipe. It is
-// rendered from the same decoded members the checks saw, so a duplicate claim
-// cannot mean one thing here and another to the recipe's JSON parser.
+// claimsJSON renders verified claims as compact JSON for the recipe, members
+// sorted by name. It is rendered from the same decoded members the checks
+// saw, so a duplicate claim cannot mean one thing here and another to the
+// recipe's JSON parser.
 func claimsJSON(c map[string]json.RawMessage) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(c); err != nil {
-		return nil, err
+	names := slices.Sorted(maps.Keys(c))
+	size := 2
+	for name, raw := range c {
+		size += len(name) + len(raw) + 4
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	buf.WriteByte('{')
+	for i, name := range names {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if plainKey(name) {
+			buf.WriteByte('"')
+			buf.WriteString(name)
+			buf.WriteByte('"')
+		} else {
+			q, err := json.Marshal(name)
+			if err != nil {
+				return nil, err
+			}
+			buf.Write(q)
+		}
+		buf.WriteByte(':')
+		if err := json.Compact(buf, c[name]); err != nil {
+			return nil, err
+		}
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// plainKey reports whether name needs no escaping in JSON.
+func plainKey(name string) bool {
+	for i := range len(name) {
+		if b := name[i]; b < 0x20 || b >= 0x7f || b == '"' || b == '\\' || b == '<' || b == '>' || b == '&' {
+			return false
+		}
+	}
+	return true
 }
