@@ -26,6 +26,7 @@ const (
 	OpDelete
 )
 
+// String names the operation as plans print it.
 func (o Op) String() string {
 	switch o {
 	case OpCreate:

@@ -324,6 +324,19 @@ func checkKeys(k, v *yaml.Node, md protoreflect.MessageDescriptor, what string) 
 	if fd == nil {
 		return lineErr(k, "%s: unknown field %q", what, k.Value)
 	}
+	if fd.Kind() == protoreflect.StringKind {
+		// `version: 1` or `recipe_id: 123` mean the string; YAML would make them numbers.
+		items := []*yaml.Node{v}
+		if fd.IsList() && v.Kind == yaml.SequenceNode {
+			items = v.Content
+		}
+		for _, it := range items {
+			if it.Kind == yaml.ScalarNode && it.Tag != "!!null" && it.Tag != "!!str" {
+				it.Tag = "!!str"
+			}
+		}
+		return nil
+	}
 	if fd.Kind() != protoreflect.MessageKind || fd.IsMap() || v.Kind != yaml.MappingNode {
 		return nil
 	}

@@ -205,3 +205,17 @@ func TestDecodeSpecEmpty(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeSpecScalarsAsStrings(t *testing.T) {
+	spec, err := testDecoder(nil).DecodeSpec([]byte("collections: [{name: 2024, version: 1, path: a, endpoints: [{name: e, recipe_id: 123, active: true}]}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &CollectionSpec{
+		Collection: &adminv1.Collection{Name: "2024", Version: "1", Path: "a"},
+		Endpoints:  []*adminv1.Endpoint{{Name: "e", RecipeId: "123", Active: proto.Bool(true)}},
+	}
+	if diff := cmp.Diff(want, spec.Collections[0], protocmp.Transform()); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+}
