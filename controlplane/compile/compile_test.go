@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
@@ -147,49 +146,97 @@ func TestLargeCompileIsDeterministic(t *testing.T) {
 	}
 }
 
-// TestOneChangeIsOneResource checks that changing one endpoint changes one authz resource and
-// one route. The routes all live in the one RouteConfiguration, so that resource changes as a
-// whole (RDS has no smaller unit); every other Envoy resource stays byte-equal.
+// TestOneChangeIsOneResource checks that one changed store object changes one authz resource
+// and, for an endpoint, one route. The routes all live in the one RouteConfiguration, so that
+// resource changes as a whole (RDS has no smaller unit); every other resource stays byte-equal.
 func TestOneChangeIsOneResource(t *testing.T) {
+	routeCfg := resource.RouteType + "/" + RouteConfigName
+	tests := []struct {
+		name        string
+		change      func(*store.Snapshot)
+		wantChanged []string
+		wantRoutes  []string
+	}{
+		{
+			name: "endpoint timeout",
+			change: func(s *store.Snapshot) {
+				s.Endpoints[4] = proto.Clone(s.Endpoints[4]).(*adminv1.Endpoint)
+				s.Endpoints[4].Timeout = durationpb.New(5e9)
+			},
+			wantChanged: []string{AuthzEndpointType + "/ep-get-invoice", routeCfg},
+			wantRoutes:  []string{"ep-get-invoice"},
+		},
+		{
+			name: "endpoint deactivated",
+			change: func(s *store.Snapshot) {
+				s.Endpoints[6] = proto.Clone(s.Endpoints[6]).(*adminv1.Endpoint)
+				s.Endpoints[6].Active = proto.Bool(false)
+			},
+			wantChanged: []string{AuthzEndpointType + "/ep-list-invoices", routeCfg},
+			wantRoutes:  []string{"ep-list-invoices"},
+		},
+		{
+			name: "token revoked",
+			change: func(s *store.Snapshot) {
+				s.Tokens[0] = proto.Clone(s.Tokens[0]).(*adminv1.ApiToken)
+				s.Tokens[0].RevokeTime = s.Tokens[3].GetRevokeTime()
+			},
+			wantChanged: []string{AuthzProfileType + "/pr-acme-tokens"},
+		},
+		{
+			name: "client disabled changes its profiles only",
+			change: func(s *store.Snapshot) {
+				s.Clients[0] = proto.Clone(s.Clients[0]).(*adminv1.Client)
+				s.Clients[0].Active = proto.Bool(false)
+			},
+			wantChanged: []string{AuthzProfileType + "/pr-acme-jwt", AuthzProfileType + "/pr-acme-tokens"},
+		},
+		{
+			name: "policy quota",
+			change: func(s *store.Snapshot) {
+				s.Policies[1] = proto.Clone(s.Policies[1]).(*adminv1.AccessPolicy)
+				s.Policies[1].Quota = &adminv1.Quota{Requests: 10, Per: "day"}
+			},
+			wantChanged: []string{AuthzPolicyType + "/po-silver"},
+		},
+	}
 	before := mustCompile(t, fixture(), Settings{})
-	snap := fixture()
-	snap.Revision++
-	snap.Endpoints[4] = proto.Clone(snap.Endpoints[4]).(*adminv1.Endpoint)
-	snap.Endpoints[4].Timeout = durationpb.New(5e9)
-	after := mustCompile(t, snap, Settings{})
-
-	a, b := marshalAll(t, before), marshalAll(t, after)
-	var changed []string
-	for k := range a {
-		if !bytes.Equal(a[k], b[k]) {
-			changed = append(changed, k)
-		}
-	}
-	slices.Sort(changed)
-	want := []string{AuthzEndpointType + "/ep-get-invoice", resource.RouteType + "/" + RouteConfigName}
-	slices.Sort(want)
-	if diff := cmp.Diff(want, changed); diff != "" {
-		t.Errorf("changed resources (-want +got):\n%s", diff)
-	}
-	if len(a) != len(b) {
-		t.Errorf("resource count %d -> %d", len(a), len(b))
-	}
-
-	routesOf := func(o *Output) []*routev3.Route {
-		return o.Envoy[resource.RouteType][0].(*routev3.RouteConfiguration).GetVirtualHosts()[0].GetRoutes()
-	}
-	rb, ra := routesOf(before), routesOf(after)
-	if len(rb) != len(ra) {
-		t.Fatalf("route count %d -> %d", len(rb), len(ra))
-	}
-	var changedRoutes []string
-	for i := range rb {
-		if !proto.Equal(rb[i], ra[i]) {
-			changedRoutes = append(changedRoutes, ra[i].GetName())
-		}
-	}
-	if diff := cmp.Diff([]string{"ep-get-invoice"}, changedRoutes); diff != "" {
-		t.Errorf("changed routes (-want +got):\n%s", diff)
+	a := marshalAll(t, before)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := fixture()
+			snap.Revision++
+			tc.change(snap)
+			after := mustCompile(t, snap, Settings{})
+			b := marshalAll(t, after)
+			if len(a) != len(b) {
+				t.Errorf("resource count %d -> %d", len(a), len(b))
+			}
+			var changed []string
+			for k := range a {
+				if !bytes.Equal(a[k], b[k]) {
+					changed = append(changed, k)
+				}
+			}
+			slices.Sort(changed)
+			slices.Sort(tc.wantChanged)
+			if diff := cmp.Diff(tc.wantChanged, changed); diff != "" {
+				t.Errorf("changed resources (-want +got):\n%s", diff)
+			}
+			rb, ra := routesOf(t, before), routesOf(t, after)
+			if len(rb) != len(ra) {
+				t.Fatalf("route count %d -> %d", len(rb), len(ra))
+			}
+			var changedRoutes []string
+			for i := range rb {
+				if !proto.Equal(rb[i], ra[i]) {
+					changedRoutes = append(changedRoutes, ra[i].GetName())
+				}
+			}
+			if diff := cmp.Diff(tc.wantRoutes, changedRoutes); diff != "" {
+				t.Errorf("changed routes (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
