@@ -59,39 +59,35 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
-	lis     net.Listener
+	addr    string
 	grpc    *grpc.Server
 	cache   cache.SnapshotCache
 	tracker *tracker
 	stop    context.CancelFunc
 
 	mu           sync.Mutex // guards the fields below and orders publishes
+	lis          net.Listener
 	current      *snapshot
 	rejected     uint64
 	lastRejected string
 }
 
-// New builds the server and binds its listener; Run serves it.
+// New builds the server. It listens when Run is called, or serves a listener the caller opened
+// through Serve.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	s := &Server{log: cfg.Logger, now: cfg.Now, lis: cfg.Listener}
+	s := &Server{log: cfg.Logger, now: cfg.Now, lis: cfg.Listener, addr: cfg.Addr}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.addr == "" {
+		s.addr = DefaultAddr
+	}
 	var err error
 	if s.metrics, err = newMetrics(cfg.Registry); err != nil {
 		return nil, err
-	}
-	if s.lis == nil {
-		addr := cfg.Addr
-		if addr == "" {
-			addr = DefaultAddr
-		}
-		if s.lis, err = net.Listen("tcp", addr); err != nil {
-			return nil, fmt.Errorf("xds listen %s: %w", addr, err)
-		}
 	}
 	s.tracker = newTracker(s.log, s.metrics, s.now)
 	// ads=false: in ADS mode the snapshot cache holds a SotW answer until the request names every
@@ -106,8 +102,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		// Envoy's ADS cluster pings every 30s; allow clients down to 10s without streams.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		// One stream per node and protocol; the default of 100 would cap the fleet per connection
-		// only, but be explicit about the bound.
+		// One ADS stream per node and protocol is normal; this bounds a misbehaving client.
 		grpc.MaxConcurrentStreams(1000),
 	}
 	s.grpc = grpc.NewServer(append(opts, cfg.GRPCServerOptions...)...)
@@ -115,33 +110,68 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Addr is the address the server listens on.
-func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+// Addr is the address the server listens on; nil before Run or Serve.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lis == nil {
+		return nil
+	}
+	return s.lis.Addr()
+}
 
 // GRPCServer is the underlying gRPC server, for services that share the xDS port (the access
-// log receiver). Register before Run.
+// log receiver). Register before serving.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
 
-// Run serves until ctx ends, then closes every stream and stops.
-func (s *Server) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.grpc.Serve(s.lis) }()
-	select {
-	case err := <-errc:
-		s.stop()
+// Serve serves xDS on lis until Stop.
+func (s *Server) Serve(lis net.Listener) error {
+	s.mu.Lock()
+	s.lis = lis
+	s.mu.Unlock()
+	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return fmt.Errorf("xds serve: %w", err)
-	case <-ctx.Done():
 	}
+	return nil
+}
+
+// Stop ends every xDS stream, then stops the server, at once when ctx ends first.
+func (s *Server) Stop(ctx context.Context) {
 	// xDS streams never end by themselves: end them first so GracefulStop can return.
 	s.stop()
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-ctx.Done():
 		s.grpc.Stop()
 	}
-	return nil
+}
+
+// Run listens on Config.Listener or Config.Addr and serves until ctx ends, then stops within
+// five seconds.
+func (s *Server) Run(ctx context.Context) error {
+	s.mu.Lock()
+	lis := s.lis
+	s.mu.Unlock()
+	if lis == nil {
+		var err error
+		if lis, err = net.Listen("tcp", s.addr); err != nil {
+			return fmt.Errorf("xds listen %s: %w", s.addr, err)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(lis) }()
+	select {
+	case err := <-errc:
+		s.stop()
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	s.Stop(sctx)
+	return <-errc
 }
 
 // Publish validates one compile output and serves it to every node. An invalid output is logged,
