@@ -3,11 +3,16 @@ package jwtauth
 import (
 	"context"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Run: go test -run '^$' -bench . -benchmem ./authz/jwtauth/
 
+// benchVerify measures Verify of one token as the sidecar runs it: with
+// metrics registered.
 func benchVerify(b *testing.B, cfg Config, alg string, key any, profile string) {
+	cfg.Registerer = prometheus.NewRegistry()
 	v := newVerifier(b, cfg, testProfiles(b)...)
 	tok := signRaw(b, hdr(alg, ""), claimsAt(profile, map[string]any{"scope": "orders:read orders:write", "iss": "https://issuer.example"}), alg, key)
 	ctx := context.Background()

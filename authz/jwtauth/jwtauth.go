@@ -5,8 +5,25 @@
 // the profile id); only then is its signature verified, with that profile's
 // keys and algorithms only: a shared secret (HS256/384/512), PEM public keys,
 // or a JWKS fetched directly or through OIDC discovery (RS256/384/512, PS256,
-// ES256/384, EdDSA). Then exp (required), nbf and iat are checked with a
-// leeway, and the profile's issuers, audiences and required claims.
+// ES256/384, EdDSA). Then exp, nbf and iat are checked with a leeway, and the
+// profile's issuers, audiences and required claims.
+//
+// Decisions a caller may notice:
+//   - exp is required: a token that never expires could only be revoked by
+//     changing the profile's key, and the verified-token cache needs a bound.
+//   - The selecting claim is a top-level claim with a string value. When
+//     profiles select by different claims and a token matches several, they
+//     are tried in claim name order and the first whose key verifies wins.
+//     Two profiles with the same claim and value are a config error.
+//   - The algorithm family comes from the profile's key kind, never from the
+//     token: a public-key profile refuses HS*, a secret refuses the rest.
+//     Header keys (jwk, jku, x5u, x5c) are ignored; crit and b64 are refused.
+//   - Key sets: symmetric keys and keys whose use is not sig are skipped; a
+//     key with an alg verifies that alg only. A token's kid selects the key;
+//     without a kid at most 8 fitting keys are tried. An OIDC profile without
+//     issuers accepts only its issuer's iss.
+//   - Cached tokens of a profile stop counting once a new config changes the
+//     profile's JWT settings, and once a key set refresh removes a key.
 //
 // Key sets are fetched and refreshed in the background; requests never wait
 // for a fetch. Tokens that verified are kept in a bounded cache until their
@@ -64,9 +81,12 @@ const (
 type Result struct {
 	// ProfileID is the id of the profile the token selected and verified against.
 	ProfileID string
-	// ClaimsJSON is the verified claims as compact JSON, for the
-	// x-gatehouse-jwt-claims header. It is shared with the cache: read only.
+	// ClaimsJSON is the verified claims as compact JSON with members sorted by
+	// name. It is shared with the cache: read only.
 	ClaimsJSON []byte
+	// ClaimsBase64 is ClaimsJSON in base64url without padding, the form of
+	// the x-gatehouse-jwt-claims header, made once per verified token.
+	ClaimsBase64 string
 	// Expiry is the token's exp.
 	Expiry time.Time
 }
@@ -165,7 +185,8 @@ func (v *Verifier) Ready() bool {
 
 // Verify verifies token at now and returns the profile it selects. Refusals
 // are *Error values with a Code (see CodeOf); their text never includes the
-// token or values taken from it.
+// token or values taken from it. Verify does no I/O and does not block, so
+// ctx is not consulted.
 func (v *Verifier) Verify(ctx context.Context, token string, now time.Time) (Result, error) {
 	if len(token) > v.maxBytes {
 		v.metrics.verified(TooLarge)
@@ -214,6 +235,6 @@ func (v *Verifier) verify(token string, now time.Time) (Result, cacheEntry, erro
 	if err != nil {
 		return Result{}, cacheEntry{}, refuse(Malformed, "claims cannot be rendered as JSON")
 	}
-	res := Result{ProfileID: prof.id, ClaimsJSON: claims, Expiry: exp}
+	res := Result{ProfileID: prof.id, ClaimsJSON: claims, ClaimsBase64: b64.EncodeToString(claims), Expiry: exp}
 	return res, cacheEntry{res: res, expires: exp.UnixNano(), prof: prof, epoch: epoch}, nil
 }

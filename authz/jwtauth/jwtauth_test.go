@@ -71,6 +71,7 @@ func TestVerifyAlgorithms(t *testing.T) {
 				ClaimsJSON: mustJSON(t, claims), // encoding/json sorts keys, as claimsJSON does
 				Expiry:     testNow.Add(600 * time.Second),
 			}
+			want.ClaimsBase64 = base64.RawURLEncoding.EncodeToString(want.ClaimsJSON)
 			if diff := cmp.Diff(want, res); diff != "" {
 				t.Errorf("Verify result (-want +got):\n%s", diff)
 			}
