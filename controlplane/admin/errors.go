@@ -103,6 +103,9 @@ func (v *violations) addPGV(prefix string, err error) {
 			return
 		}
 	}
+	if v.has(field) {
+		return // one violation per field: several rules of one field fail together
+	}
 	v.add(field, "%s", describe(field, fe.Reason()))
 }
 
