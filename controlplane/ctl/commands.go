@@ -21,9 +21,13 @@ func (c *cli) apply(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	label := *file
+	if label == "-" {
+		label = "standard input"
+	}
 	spec, err := c.decoder().DecodeSpec(data)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *file, err)
+		return fmt.Errorf("%s: %w", label, err)
 	}
 	a, closeConn, err := c.dial()
 	if err != nil {
@@ -36,7 +40,7 @@ func (c *cli) apply(ctx context.Context, args []string) error {
 	}
 	plan, err := MakePlan(spec, state, *prune)
 	if err != nil {
-		return fmt.Errorf("%s: %w", *file, err)
+		return fmt.Errorf("%s: %w", label, err)
 	}
 	if *dry || len(plan) == 0 {
 		plan.Print(c.stdout)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -31,6 +32,9 @@ type connConfig struct {
 	Insecure, TLS bool
 	// CAFile verifies the server with these CAs instead of the system's (implies TLS).
 	CAFile string
+	// Timeout bounds each call, so an unresponsive server fails the command instead of
+	// hanging it; zero means no bound.
+	Timeout time.Duration
 }
 
 func (c connConfig) useTLS() (bool, error) {
@@ -78,6 +82,13 @@ func (c connConfig) dial() (*grpc.ClientConn, error) {
 		creds = credentials.NewTLS(cfg)
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if d := c.Timeout; d > 0 {
+		opts = append(opts, grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			ctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}))
+	}
 	if c.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.Token)))
 	}

@@ -75,3 +75,30 @@ func TestTLS(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestTimeout(t *testing.T) {
+	// A server that accepts connections and never answers.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lis.Close() })
+	go func() {
+		var held []net.Conn
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				for _, c := range held {
+					_ = c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	cp := &controlPlane{addr: lis.Addr().String(), token: "gta_unused"}
+	r := cp.ctl(t, "", "--request-timeout", "200ms", "get", "collections")
+	if r.code != 1 || !strings.Contains(r.stderr, "DeadlineExceeded") {
+		t.Errorf("against a silent server: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -266,7 +266,7 @@ func TestErrorsNameTheField(t *testing.T) {
 			stdin: "collections:\n  - name: Sales\n    versoin: v1\n",
 			args:  []string{"apply", "-f", "-"},
 			code:  1,
-			want:  []string{`error: -: line 3: collection "Sales": unknown field "versoin"`},
+			want:  []string{`error: standard input: line 3: collection "Sales": unknown field "versoin"`},
 		},
 		{
 			name: "missing parent flag is a usage error",

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 const usage = `gatehousectl manages a Gatehouse control plane through its admin API.
@@ -27,11 +28,12 @@ Kinds: collections, endpoints (--collection), clients, profiles (--client),
        tokens (--client, --profile), policies, audit-events
 
 Global flags (also accepted after the command):
-  --addr ADDR      admin gRPC address (env GATEHOUSE_ADDR, default localhost:9090)
-  --token TOKEN    admin token (env GATEHOUSE_ADMIN_TOKEN)
-  --insecure       plaintext; the default for loopback addresses
-  --tls            TLS; the default for other addresses
-  --ca-file FILE   CA bundle to verify the server (implies --tls)
+  --addr ADDR              admin gRPC address (env GATEHOUSE_ADDR, default localhost:9090)
+  --token TOKEN            admin token (env GATEHOUSE_ADMIN_TOKEN)
+  --insecure               plaintext; the default for loopback addresses
+  --tls                    TLS; the default for other addresses
+  --ca-file FILE           CA bundle to verify the server (implies --tls)
+  --request-timeout 30s    bound on each call to the server (0 for none)
 `
 
 // usageError is a mistake in the command line: exit code 2.
@@ -71,7 +73,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 }
 
 func (c *cli) run(ctx context.Context, args []string) error {
-	c.conn = connConfig{Addr: c.getenv("GATEHOUSE_ADDR"), Token: c.getenv("GATEHOUSE_ADMIN_TOKEN")}
+	c.conn = connConfig{Addr: c.getenv("GATEHOUSE_ADDR"), Token: c.getenv("GATEHOUSE_ADMIN_TOKEN"), Timeout: 30 * time.Second}
 	if c.conn.Addr == "" {
 		c.conn.Addr = defaultAddr
 	}
@@ -113,6 +115,7 @@ func (c *cli) flags(name string) *flag.FlagSet {
 	fs.BoolVar(&c.conn.Insecure, "insecure", c.conn.Insecure, "plaintext connection")
 	fs.BoolVar(&c.conn.TLS, "tls", c.conn.TLS, "TLS connection")
 	fs.StringVar(&c.conn.CAFile, "ca-file", c.conn.CAFile, "CA bundle (PEM)")
+	fs.DurationVar(&c.conn.Timeout, "request-timeout", c.conn.Timeout, "bound on each call")
 	return fs
 }
 
