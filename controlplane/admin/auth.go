@@ -44,9 +44,8 @@ func actorFrom(ctx context.Context) string {
 	return t.GetId() + " (" + t.GetName() + ")"
 }
 
-// authenticator checks admin tokens against the hashes in the store. It caches the hashes and
-// reloads them when an unknown token arrives after the store has changed, so a token stored
-// by another writer is picked up without a restart.
+// authenticator checks admin tokens against the hashes in the store. It caches the hashes for
+// the store revision it read them at.
 type authenticator struct {
 	store  *store.Store
 	mu     sync.Mutex
@@ -73,15 +72,12 @@ func (a *authenticator) authenticate(ctx context.Context, authorization string) 
 	if apitoken.Check(apitoken.AdminPrefix, tok) != nil {
 		return nil, errUnauthenticated
 	}
-	sum := apitoken.Hash(tok)
-	for attempt := 0; attempt < 2; attempt++ {
-		tokens, err := a.cached(attempt > 0)
-		if err != nil {
-			return nil, status.Error(codes.Unavailable, "admin tokens cannot be read; try again")
-		}
-		if t := match(tokens, sum); t != nil {
-			return withCaller(ctx, t), nil
-		}
+	tokens, err := a.cached()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, "admin tokens cannot be read; try again")
+	}
+	if t := match(tokens, apitoken.Hash(tok)); t != nil {
+		return withCaller(ctx, t), nil
 	}
 	return nil, errUnauthenticated
 }
@@ -98,12 +94,12 @@ func match(tokens []*adminv1.AdminToken, sum [32]byte) *adminv1.AdminToken {
 	return found
 }
 
-// cached returns the admin tokens, reading them again when refresh is set and the store has
-// moved on since they were read.
-func (a *authenticator) cached(refresh bool) ([]*adminv1.AdminToken, error) {
+// cached returns the admin tokens, reading them again when the store has moved on since they
+// were read, so a replaced token stops working at once.
+func (a *authenticator) cached() ([]*adminv1.AdminToken, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.loaded && (!refresh || a.store.Revision() == a.rev) {
+	if a.loaded && a.store.Revision() == a.rev {
 		return a.tokens, nil
 	}
 	var tokens []*adminv1.AdminToken

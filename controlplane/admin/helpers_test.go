@@ -261,3 +261,6 @@ func (e *env) fixture(name string) fixture {
 
 // cmpSegments compares template segments by their fields.
 var cmpSegments = cmp.AllowUnexported(segment{})
+
+// fixedNow is a fixed time for tests that need one.
+var fixedNow = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
