@@ -77,6 +77,7 @@ type Error struct {
 	Detail string
 }
 
+// Error returns the code and the detail.
 func (e *Error) Error() string {
 	if e.Detail == "" {
 		return e.Code.Error()
