@@ -113,6 +113,9 @@ func (c *Checker) Decide(ctx context.Context, r *Request, d *Decision) {
 		return
 	}
 	cred, code, detail := extractCredential(r.Headers)
+	if code == OK && r.ForgedIdentity {
+		code, detail = InvalidCredentials, "the request carries x-gatehouse-* headers, which only the gateway may set"
+	}
 	if code != OK {
 		d.Challenge = x.challenge
 		c.deny(d, code, detail)

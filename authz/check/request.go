@@ -34,6 +34,10 @@ type Request struct {
 	EndpointID string
 	// RequestID is the proxy's request id; a denial without one gets a generated id.
 	RequestID string
+	// ForgedIdentity is set by an adapter when the request carries x-gatehouse-* headers
+	// that its proxy cannot strip (nginx): the request is refused as invalid credentials,
+	// since such headers claim an identity only the gateway may assert.
+	ForgedIdentity bool
 }
 
 // Credential header names.

@@ -108,8 +108,20 @@ func RequestFromHTTP(req *http.Request, prefix string) check.Request {
 	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
 		r.Source = ap.Addr()
 	}
+	for k := range req.Header {
+		if len(k) >= len(ownedPrefixCanonical) && strings.EqualFold(k[:len(ownedPrefixCanonical)], ownedPrefixCanonical) &&
+			!isReplayHeader(k) {
+			r.ForgedIdentity = true
+			break
+		}
+	}
 	return r
 }
+
+// ownedPrefixCanonical is check.OwnedHeaderPrefix as net/http spells header names.
+const ownedPrefixCanonical = "X-Gatehouse-"
+
+func isReplayHeader(k string) bool { return k == HeaderReplayStatus || k == HeaderReplayProblem }
 
 func firstOf(h http.Header, names ...string) string {
 	for _, n := range names {
