@@ -106,6 +106,18 @@ clients:
         collections: [Orders]
         auth:
           jwt: {hmac_secret_env: ACME_JWT_SECRET, audiences: [gatehouse], algorithms: [HS256]}
+      - name: acme-keys
+        collections: [Sales]
+        auth:
+          jwt:
+            claim: client_id
+            claim_value: acme
+            public_keys:
+              pem:
+                - |
+                  -----BEGIN PUBLIC KEY-----
+                  MCowBQYDK2VwAyEAuuRJDmct6iNZMGfDuXbabd9XvxAsQefp8SQ5+3TdaB4=
+                  -----END PUBLIC KEY-----
   - name: Globex
     active: false
 `
@@ -117,7 +129,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 	out := cp.mustCtl(t, config, "apply", "-f", "-")
 	for _, want := range []string{
 		`+ create policy "standard"`, `+ create collection "Orders"`, `+ create endpoint "Sales/list-invoices"`,
-		`+ create access profile "Acme/acme-jwt"`, "applied 9 change(s)",
+		`+ create access profile "Acme/acme-jwt"`, "applied 10 change(s)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("first apply output lacks %q:\n%s", want, out)
@@ -218,9 +230,10 @@ clients:
 	out = cp.mustCtl(t, small, "apply", "--prune", "-f", "-")
 	want := `- delete endpoint "Sales/list-invoices"
 - delete access profile "Acme/acme-jwt"
+- delete access profile "Acme/acme-keys"
 - delete client "Globex"
 - delete collection "Orders"
-applied 4 change(s)
+applied 5 change(s)
 `
 	if out != want {
 		t.Errorf("apply --prune printed:\n%s\nwant:\n%s", out, want)
