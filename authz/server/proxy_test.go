@@ -258,7 +258,9 @@ func TestNginxAuthRequest(t *testing.T) {
 	port := freePort(t)
 	startProxy(t, bin, "nginx.conf.tmpl",
 		map[string]any{"Port": port, "Authz": authzPort, "Upstream": serve(t, http.HandlerFunc(echoUpstream))},
-		func(dir, conf string) []string { return []string{"-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log")} })
+		func(dir, conf string) []string {
+			return []string{"-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log")}
+		})
 	runProxyCases(t, port, proxyCases(e.fx, false))
 }
 
