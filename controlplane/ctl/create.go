@@ -183,7 +183,7 @@ func (c *cli) createPlan(ctx context.Context, a *api, kind string, n *yaml.Node,
 			return nil, err
 		}
 		e := &adminv1.Endpoint{}
-		if _, err := decodeObject(n, "endpoint", e, nil, denyEndpoint); err != nil {
+		if _, err := decodeObject(n, label(n, "endpoint", ""), e, nil, denyEndpoint); err != nil {
 			return nil, err
 		}
 		return Plan{{Op: OpCreate, Kind: KindEndpoint, Parent: col.GetName(), Name: e.GetName(), desired: e}}, nil
@@ -209,7 +209,7 @@ func (c *cli) createPlan(ctx context.Context, a *api, kind string, n *yaml.Node,
 		return Plan{{Op: OpCreate, Kind: KindProfile, Parent: cl.GetName(), Name: ps.Profile.GetName(), desired: ps.Profile, profile: ps}}, nil
 	case kPolicies:
 		pol := &adminv1.AccessPolicy{}
-		if _, err := decodeObject(n, "policy", pol, nil, denyCommon); err != nil {
+		if _, err := decodeObject(n, label(n, "policy", ""), pol, nil, denyCommon); err != nil {
 			return nil, err
 		}
 		return Plan{{Op: OpCreate, Kind: KindPolicy, Name: pol.GetName(), desired: proto.Message(pol)}}, nil

@@ -91,7 +91,7 @@ func (d decoder) DecodeSpec(data []byte) (*Spec, error) {
 		case "policies":
 			err = eachItem(v, "policies", func(n *yaml.Node) error {
 				p := &adminv1.AccessPolicy{}
-				if _, err := decodeObject(n, "policy", p, nil, denyCommon); err != nil {
+				if _, err := decodeObject(n, label(n, "policy", ""), p, nil, denyCommon); err != nil {
 					return err
 				}
 				spec.Policies = append(spec.Policies, p)
@@ -128,7 +128,7 @@ func (d decoder) DecodeSpec(data []byte) (*Spec, error) {
 
 func (d decoder) decodeCollection(n *yaml.Node) (*CollectionSpec, error) {
 	c := &adminv1.Collection{}
-	extra, err := decodeObject(n, "collection", c, []string{"endpoints"}, denyCollection)
+	extra, err := decodeObject(n, label(n, "collection", ""), c, []string{"endpoints"}, denyCollection)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (d decoder) decodeCollection(n *yaml.Node) (*CollectionSpec, error) {
 	if v := extra["endpoints"]; v != nil {
 		err = eachItem(v, "endpoints", func(n *yaml.Node) error {
 			e := &adminv1.Endpoint{}
-			if _, err := decodeObject(n, fmt.Sprintf("endpoint of collection %q", c.GetName()), e, nil, denyEndpoint); err != nil {
+			if _, err := decodeObject(n, label(n, "endpoint", fmt.Sprintf(" of collection %q", c.GetName())), e, nil, denyEndpoint); err != nil {
 				return err
 			}
 			cs.Endpoints = append(cs.Endpoints, e)
@@ -148,7 +148,7 @@ func (d decoder) decodeCollection(n *yaml.Node) (*CollectionSpec, error) {
 
 func (d decoder) decodeClient(n *yaml.Node) (*ClientSpec, error) {
 	c := &adminv1.Client{}
-	extra, err := decodeObject(n, "client", c, []string{"access_profiles"}, denyCommon)
+	extra, err := decodeObject(n, label(n, "client", ""), c, []string{"access_profiles"}, denyCommon)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,7 @@ func (d decoder) decodeClient(n *yaml.Node) (*ClientSpec, error) {
 
 func (d decoder) decodeProfile(n *yaml.Node, client string) (*ProfileSpec, error) {
 	p := &adminv1.AccessProfile{}
-	what := fmt.Sprintf("access profile of client %q", client)
+	what := label(n, "access profile", fmt.Sprintf(" of client %q", client))
 	extra, err := decodeObject(n, what, p, []string{"collections", "policy", "auth"}, denyProfile)
 	if err != nil {
 		return nil, err
@@ -175,20 +175,20 @@ func (d decoder) decodeProfile(n *yaml.Node, client string) (*ProfileSpec, error
 	ps := &ProfileSpec{Profile: p}
 	if v := extra["collections"]; v != nil {
 		if err := v.Decode(&ps.Collections); err != nil {
-			return nil, lineErr(v, "%s %q: collections must be a list of collection names", what, p.GetName())
+			return nil, lineErr(v, "%s: collections must be a list of collection names", what)
 		}
 	}
 	if v := extra["policy"]; v != nil {
 		if v.Kind != yaml.ScalarNode {
-			return nil, lineErr(v, "%s %q: policy must be a policy name", what, p.GetName())
+			return nil, lineErr(v, "%s: policy must be a policy name", what)
 		}
 		ps.Policy = v.Value
 	}
 	auth := extra["auth"]
 	if auth == nil {
-		return nil, lineErr(n, "%s %q: auth is required (api_token: {} or jwt: {...})", what, p.GetName())
+		return nil, lineErr(n, "%s: auth is required (api_token: {} or jwt: {...})", what)
 	}
-	if err := d.decodeAuth(auth, p, fmt.Sprintf("%s %q", what, p.GetName())); err != nil {
+	if err := d.decodeAuth(auth, p, what); err != nil {
 		return nil, err
 	}
 	return ps, nil
@@ -205,14 +205,14 @@ func (d decoder) decodeAuth(n *yaml.Node, p *adminv1.AccessProfile, what string)
 	case "api_token":
 		a := &adminv1.ApiTokenAuth{}
 		if v.Tag != "!!null" {
-			if _, err := decodeObject(v, what+" api_token", a, nil, nil); err != nil {
+			if _, err := decodeObject(v, what+" auth.api_token", a, nil, nil); err != nil {
 				return err
 			}
 		}
 		p.Auth = &adminv1.AccessProfile_ApiToken{ApiToken: a}
 	case "jwt":
 		j := &adminv1.JwtAuth{}
-		extra, err := decodeObject(v, what+" jwt", j, []string{"hmac_secret_env", "hmac_secret_file"}, denyJWT)
+		extra, err := decodeObject(v, what+" auth.jwt", j, []string{"hmac_secret_env", "hmac_secret_file"}, denyJWT)
 		if err != nil {
 			return err
 		}
@@ -271,15 +271,20 @@ func eachItem(n *yaml.Node, field string, fn func(*yaml.Node) error) error {
 	return nil
 }
 
+// label names an object of the file in errors, e.g. `endpoint "get" of collection "Sales"`.
+func label(n *yaml.Node, kind, suffix string) string {
+	if name := mapValue(n, "name"); name != "" {
+		kind += fmt.Sprintf(" %q", name)
+	}
+	return kind + suffix
+}
+
 // decodeObject fills msg from a YAML mapping with protojson, after checking every key (also in
 // nested messages) so an unknown field is reported with its line. Keys in extra are not proto
 // fields: they are returned for the caller; keys in deny are refused.
 func decodeObject(n *yaml.Node, what string, msg proto.Message, extra, deny []string) (map[string]*yaml.Node, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, lineErr(n, "%s must be a mapping", what)
-	}
-	if name := mapValue(n, "name"); name != "" {
-		what = fmt.Sprintf("%s %q", what, name)
 	}
 	out := map[string]*yaml.Node{}
 	rest := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}

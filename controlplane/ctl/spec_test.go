@@ -118,7 +118,7 @@ func TestDecodeSpecErrors(t *testing.T) {
 		{
 			name: "unknown endpoint field names line and endpoint",
 			yaml: "collections:\n  - name: Sales\n    version: v1\n    path: sales\n    endpoints:\n      - name: e1\n        recipe: r\n",
-			want: `line 7: endpoint of collection "Sales" "e1": unknown field "recipe"`,
+			want: `line 7: endpoint "e1" of collection "Sales": unknown field "recipe"`,
 		},
 		{
 			name: "unknown nested field",
@@ -133,7 +133,7 @@ func TestDecodeSpecErrors(t *testing.T) {
 		{
 			name: "ids instead of names refused",
 			yaml: "clients:\n  - name: A\n    access_profiles:\n      - name: p\n        collection_ids: [col_1]\n        auth: {api_token: {}}\n",
-			want: `line 5: access profile of client "A" "p": field "collection_ids" is not accepted here`,
+			want: `line 5: access profile "p" of client "A": field "collection_ids" is not accepted here`,
 		},
 		{
 			name: "wrong type reported by protojson",
