@@ -22,6 +22,9 @@ import (
 // HeaderMutationFilter is the name of the HTTP filter that strips inbound x-gatehouse-* headers.
 const HeaderMutationFilter = "envoy.filters.http.header_mutation"
 
+// requestHeadersTimeout bounds the time from connection to the end of the request headers.
+const requestHeadersTimeout = 10 * time.Second
+
 // authzRequestHeaders are the request headers sent to the authz: its credentials, the request
 // id for its problem bodies and logs, and x-forwarded-for for deployments with trusted proxies
 // in front of Envoy. Method, path and the peer address travel in the check request's own
@@ -86,6 +89,13 @@ func listener(s Settings) (*listenerv3.Listener, error) {
 		UseRemoteAddress: wrapperspb.Bool(true),
 		// Callers can quote the request id of any answer, including Envoy's own 404s.
 		AlwaysSetRequestIdInResponse: true,
+		// Some runtimes (CGI, WSGI, nginx) read x_gatehouse_client_id as x-gatehouse-client-id,
+		// which the prefix strip would miss: drop every header with an underscore.
+		CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{
+			HeadersWithUnderscoresAction: corev3.HttpProtocolOptions_DROP_HEADER,
+		},
+		// Bound how long a caller may take to send its headers (slow-header attacks).
+		RequestHeadersTimeout: durationpb.New(requestHeadersTimeout),
 		HttpFilters: []*hcmv3.HttpFilter{
 			{Name: HeaderMutationFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: strip}},
 			{Name: wellknown.HTTPExternalAuthorization, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: authz}},

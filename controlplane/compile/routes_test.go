@@ -262,6 +262,12 @@ func TestListenerFilters(t *testing.T) {
 		t.Errorf("path normalisation off: normalize=%v merge=%v escaped=%v", hcm.GetNormalizePath(),
 			hcm.GetMergeSlashes(), hcm.GetPathWithEscapedSlashesAction())
 	}
+	if hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction() != corev3.HttpProtocolOptions_DROP_HEADER {
+		t.Errorf("headers with underscores are not dropped: x_gatehouse_* would reach the runtime")
+	}
+	if !hcm.GetUseRemoteAddress().GetValue() {
+		t.Errorf("use_remote_address off: callers could choose their address with x-forwarded-for")
+	}
 	var order []string
 	for _, f := range hcm.GetHttpFilters() {
 		order = append(order, f.GetName())
