@@ -87,9 +87,13 @@ func (c *Checker) Swap(_ context.Context, cfg *authzv1.Config) error {
 	if err != nil {
 		return err
 	}
-	c.idx.Store(x)
+	c.Store(x)
 	return nil
 }
+
+// Store makes an already built Index current, for callers that prepare other parts (the JWT
+// verifier's profiles) from the same Index before it takes effect.
+func (c *Checker) Store(x *Index) { c.idx.Store(x) }
 
 // Index returns the current Index, or nil before the first config.
 func (c *Checker) Index() *Index { return c.idx.Load() }
