@@ -107,7 +107,8 @@ func (f *fetcher) run(ctx context.Context, s *keySource) {
 		}
 		last = time.Now()
 		next := f.refresh
-		if err := f.fetchOnce(ctx, s); err != nil {
+		keys, err := f.fetchOnce(ctx, s)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -119,6 +120,7 @@ func (f *fetcher) run(ctx context.Context, s *keySource) {
 			next, retry = min(retry, f.refresh), min(2*retry, f.refresh)
 		} else {
 			f.metrics.fetched(true)
+			s.install(keys)
 			retry = f.minInterval
 		}
 		t := time.NewTimer(next)
@@ -147,29 +149,35 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (f *fetcher) fetchOnce(ctx context.Context, s *keySource) error {
+// fetchOnce fetches and parses the source's key set.
+func (f *fetcher) fetchOnce(ctx context.Context, s *keySource) ([]pubKey, error) {
 	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
 	jwksURL := s.url
 	if s.oidc {
 		u, err := f.discover(ctx, s.url)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		jwksURL = u
 	}
 	body, err := f.get(ctx, jwksURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	keys, skipped, err := parseKeySet(body)
 	if err != nil {
-		return fmt.Errorf("parse jwks from %s: %w", jwksURL, err)
+		return nil, fmt.Errorf("parse jwks from %s: %w", jwksURL, err)
 	}
 	for _, msg := range skipped {
 		f.log.LogAttrs(ctx, slog.LevelInfo, "jwt key skipped",
 			slog.String("source", s.name()), slog.String("reason", msg))
 	}
+	return keys, nil
+}
+
+// install makes keys the source's current set. Only the fetch loop calls it.
+func (s *keySource) install(keys []pubKey) {
 	old := s.set.Load()
 	next := &keySet{epoch: 1, keys: keys}
 	for _, k := range keys {
@@ -182,7 +190,6 @@ func (f *fetcher) fetchOnce(ctx context.Context, s *keySource) error {
 		}
 	}
 	s.set.Store(next)
-	return nil
 }
 
 // discover reads an OIDC discovery document and returns its jwks_uri. The
