@@ -57,39 +57,57 @@ const (
 
 // Keys of the per-route ext_authz context_extensions: the authz reads the endpoint from these.
 const (
+	// ContextCollectionID carries the endpoint's collection id.
 	ContextCollectionID = "collection_id"
-	ContextEndpointID   = "endpoint_id"
-	ContextRecipeID     = "recipe_id"
+	// ContextEndpointID carries the endpoint id.
+	ContextEndpointID = "endpoint_id"
+	// ContextRecipeID carries the recipe id the endpoint calls.
+	ContextRecipeID = "recipe_id"
 )
 
 // Request headers of the recipe runtime contract that the route sets.
 const (
-	HeaderPrefix       = "x-gatehouse-"
-	HeaderRecipeID     = "x-gatehouse-recipe-id"
-	HeaderEndpointID   = "x-gatehouse-endpoint-id"
+	// HeaderPrefix starts every header of the runtime contract; inbound ones are removed
+	// before ext_authz runs.
+	HeaderPrefix = "x-gatehouse-"
+	// HeaderRecipeID names the recipe to run.
+	HeaderRecipeID = "x-gatehouse-recipe-id"
+	// HeaderEndpointID names the endpoint called.
+	HeaderEndpointID = "x-gatehouse-endpoint-id"
+	// HeaderCollectionID names the endpoint's collection.
 	HeaderCollectionID = "x-gatehouse-collection-id"
-	// HeaderClientID and HeaderProfileID are set by the authz OK response; the access log
-	// records them.
-	HeaderClientID  = "x-gatehouse-client-id"
+	// HeaderClientID names the calling client; set by the authz OK response, logged.
+	HeaderClientID = "x-gatehouse-client-id"
+	// HeaderProfileID names the caller's access profile; set by the authz OK response, logged.
 	HeaderProfileID = "x-gatehouse-profile-id"
 )
 
 // Type URLs of the authz resources.
 const (
+	// AuthzEndpointType is the type URL of *authzv1.Endpoint resources.
 	AuthzEndpointType = "type.googleapis.com/gatehouse.authz.v1.Endpoint"
-	AuthzProfileType  = "type.googleapis.com/gatehouse.authz.v1.Profile"
-	AuthzPolicyType   = "type.googleapis.com/gatehouse.authz.v1.Policy"
+	// AuthzProfileType is the type URL of *authzv1.Profile resources.
+	AuthzProfileType = "type.googleapis.com/gatehouse.authz.v1.Profile"
+	// AuthzPolicyType is the type URL of *authzv1.Policy resources.
+	AuthzPolicyType = "type.googleapis.com/gatehouse.authz.v1.Policy"
 )
 
 // Defaults applied by Compile to zero Settings fields.
 const (
+	// DefaultListenerAddress is the public listener's bind address.
 	DefaultListenerAddress = "0.0.0.0"
-	DefaultListenerPort    = 10000
-	DefaultRuntimeAddress  = "127.0.0.1:8081"
-	DefaultAuthzAddress    = "127.0.0.1:9191"
-	DefaultAuthzTimeout    = 200 * time.Millisecond
+	// DefaultListenerPort is the public listener's port.
+	DefaultListenerPort = 10000
+	// DefaultRuntimeAddress is the example recipe runtime's address.
+	DefaultRuntimeAddress = "127.0.0.1:8081"
+	// DefaultAuthzAddress is the local authz sidecar's ext_authz gRPC address.
+	DefaultAuthzAddress = "127.0.0.1:9191"
+	// DefaultAuthzTimeout bounds one ext_authz check.
+	DefaultAuthzTimeout = 200 * time.Millisecond
+	// DefaultEndpointTimeout bounds a runtime call of an endpoint without a timeout.
 	DefaultEndpointTimeout = 30 * time.Second
-	DefaultConnectTimeout  = 2 * time.Second
+	// DefaultConnectTimeout bounds upstream connects.
+	DefaultConnectTimeout = 2 * time.Second
 )
 
 // Settings are the deployment facts compile needs besides the store: where things listen.
