@@ -136,9 +136,12 @@ func sourceKey(oidc bool, url string) string {
 // key source already running (in old) or already made for this config (in
 // next) is shared rather than fetched twice.
 func compileProfile(id string, j *authzv1.JwtAuth, old, next map[string]*keySource) (*profile, error) {
+	// Work from a copy: the profile must not change if the caller reuses
+	// its messages.
+	j = proto.CloneOf(j)
 	p := &profile{
 		id:        id,
-		spec:      proto.CloneOf(j),
+		spec:      j,
 		claim:     j.GetClaim(),
 		value:     j.GetClaimValue(),
 		issuers:   j.GetIssuers(),
