@@ -93,6 +93,7 @@ type Source struct {
 	// Owned by the goroutine in Run.
 	st       *state
 	seeded   bool
+	synced   bool        // the cache holds the good state, so deltas suffice
 	applied  bool        // Apply has accepted a config in this process
 	rejected []rejection // recently refused updates, newest last
 }
@@ -169,7 +170,7 @@ func (s *Source) LoadCached(ctx context.Context) (*authzv1.Config, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	return c.cfg, nil
+	return c.config(), nil
 }
 
 // Run keeps a stream to the control plane open, reconnecting with backoff,
@@ -233,7 +234,8 @@ func (s *Source) seed() {
 		return
 	}
 	if ok {
-		s.st.seed(c.cfg, c.versions)
+		s.st.seed(c)
+		s.synced = true
 	}
 }
 

@@ -247,7 +247,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func openDB(t *testing.T, path string) *bolt.DB {
+func openDB(t testing.TB, path string) *bolt.DB {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
@@ -312,7 +312,7 @@ func (c *client) metric(t *testing.T, name string) float64 {
 	return 0
 }
 
-func newDBPath(t *testing.T) string { return filepath.Join(t.TempDir(), "authz.db") }
+func newDBPath(t testing.TB) string { return filepath.Join(t.TempDir(), "authz.db") }
 
 // Fixtures.
 

@@ -85,6 +85,7 @@ func (k kind) newMessage() named {
 type item struct {
 	version string
 	msg     named
+	raw     []byte // msg as received, binary proto, for the cache
 }
 
 // typeState is everything held for one resource type.
@@ -167,7 +168,7 @@ func decode(resp *discoveryv3.DeltaDiscoveryResponse) (*decoded, error) {
 		d.updates = append(d.updates, struct {
 			name string
 			item item
-		}{name, item{version: r.GetVersion(), msg: msg}})
+		}{name, item{version: r.GetVersion(), msg: msg, raw: anyRes.GetValue()}})
 	}
 	return d, nil
 }
@@ -336,22 +337,38 @@ func (s *state) versions() map[string]map[string]string {
 	return out
 }
 
-// seed loads a cached config and its resource versions as the good state, so
-// that a restarted sidecar resumes the delta stream instead of fetching all.
-func (s *state) seed(cfg *authzv1.Config, versions map[string]map[string]string) {
-	add := func(k kind, m named) {
-		s.types[k].items[m.GetName()] = item{version: versions[k.typeURL()][m.GetName()], msg: m}
-	}
-	for _, m := range cfg.GetEndpoints() {
-		add(kindEndpoint, m)
-	}
-	for _, m := range cfg.GetProfiles() {
-		add(kindProfile, m)
-	}
-	for _, m := range cfg.GetPolicies() {
-		add(kindPolicy, m)
+// seed loads the cache as the good state, so that a restarted sidecar
+// resumes the delta stream instead of fetching everything.
+func (s *state) seed(c cacheContent) {
+	for _, r := range c.records {
+		s.types[r.kind].items[r.name] = item{version: r.version, msg: r.msg, raw: r.raw}
 	}
 	for k := range numKinds {
 		s.types[k].sorted = nil
 	}
+}
+
+// cacheWrite returns the cache changes that make the cache equal the
+// current state: all of it when full, else the resources in changed.
+func (s *state) cacheWrite(version string, full bool, changed map[resourceKey]string) cacheWrite {
+	w := cacheWrite{full: full, version: version}
+	put := func(k kind, name string, it item) {
+		w.put = append(w.put, cacheRecord{kind: k, name: name, version: it.version, raw: it.raw})
+	}
+	if full {
+		for k := range numKinds {
+			for name, it := range s.types[k].items {
+				put(k, name, it)
+			}
+		}
+		return w
+	}
+	for key := range changed {
+		if it, ok := s.types[key.kind].items[key.name]; ok {
+			put(key.kind, key.name, it)
+		} else {
+			w.del = append(w.del, key)
+		}
+	}
+	return w
 }

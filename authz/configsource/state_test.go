@@ -3,6 +3,7 @@ package configsource
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,7 @@ import (
 	authzv1 "gatehouse/proto/gatehouse/authz/v1"
 )
 
-func mustAny(t *testing.T, m proto.Message) *anypb.Any {
+func mustAny(t testing.TB, m proto.Message) *anypb.Any {
 	t.Helper()
 	a, err := anypb.New(m)
 	if err != nil {
@@ -155,22 +156,47 @@ func TestBackoffIsJitteredAndCapped(t *testing.T) {
 	}
 }
 
-// TestCacheIsNeverHalfWritten saves configs of changing size while readers
-// load them: every load must see a config and versions from the same save.
+func cacheRecords(t testing.TB, version string, msgs ...named) []cacheRecord {
+	t.Helper()
+	var out []cacheRecord
+	for _, m := range msgs {
+		raw, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		k := kindEndpoint
+		switch m.(type) {
+		case *authzv1.Profile:
+			k = kindProfile
+		case *authzv1.Policy:
+			k = kindPolicy
+		}
+		out = append(out, cacheRecord{kind: k, name: m.GetName(), version: version, raw: raw})
+	}
+	return out
+}
+
+// TestCacheIsNeverHalfWritten writes updates while readers load the cache:
+// every load must see the config version and resources of one whole write.
 func TestCacheIsNeverHalfWritten(t *testing.T) {
 	db := openDB(t, newDBPath(t))
 	t.Cleanup(func() { _ = db.Close() })
-	save := func(i int) error {
-		cfg := &authzv1.Config{Version: fmt.Sprint(i)}
-		versions := map[string]map[string]string{EndpointTypeURL: {}}
-		for j := range i%7 + 1 {
+	// Write i holds endpoints e0..e(i%7), every one at version i: full
+	// rewrites and deltas (puts of all, deletes of the rest) alternate.
+	write := func(i int) cacheWrite {
+		v := fmt.Sprint(i)
+		w := cacheWrite{full: i%2 == 0, version: v}
+		for j := range 7 {
 			name := fmt.Sprintf("e%d", j)
-			cfg.Endpoints = append(cfg.Endpoints, endpoint(name, "/"+name))
-			versions[EndpointTypeURL][name] = cfg.Version
+			if j <= i%7 {
+				w.put = append(w.put, cacheRecords(t, v, endpoint(name, "/"+name))...)
+			} else if !w.full {
+				w.del = append(w.del, resourceKey{kindEndpoint, name})
+			}
 		}
-		return saveCache(db, cached{cfg: cfg, versions: versions})
+		return w
 	}
-	if err := save(0); err != nil {
+	if err := saveCache(db, write(0)); err != nil {
 		t.Fatalf("save: %v", err)
 	}
 	const saves = 200
@@ -182,7 +208,6 @@ func TestCacheIsNeverHalfWritten(t *testing.T) {
 			for {
 				select {
 				case <-stop:
-					errs <- nil
 					return
 				default:
 				}
@@ -191,14 +216,18 @@ func TestCacheIsNeverHalfWritten(t *testing.T) {
 					errs <- fmt.Errorf("load: ok %v, %w", ok, err)
 					return
 				}
-				vs := c.versions[EndpointTypeURL]
-				if len(vs) != len(c.cfg.GetEndpoints()) {
-					errs <- fmt.Errorf("config %s has %d endpoints, versions %d", c.cfg.GetVersion(), len(c.cfg.GetEndpoints()), len(vs))
+				n, err := strconv.Atoi(c.version)
+				if err != nil {
+					errs <- fmt.Errorf("version %q: %w", c.version, err)
 					return
 				}
-				for _, e := range c.cfg.GetEndpoints() {
-					if vs[e.GetName()] != c.cfg.GetVersion() {
-						errs <- fmt.Errorf("config %s holds versions of save %s", c.cfg.GetVersion(), vs[e.GetName()])
+				if len(c.records) != n%7+1 {
+					errs <- fmt.Errorf("version %s has %d endpoints, want %d", c.version, len(c.records), n%7+1)
+					return
+				}
+				for _, r := range c.records {
+					if r.version != c.version {
+						errs <- fmt.Errorf("version %s holds %s at version %s", c.version, r.name, r.version)
 						return
 					}
 				}
@@ -206,7 +235,7 @@ func TestCacheIsNeverHalfWritten(t *testing.T) {
 		})
 	}
 	for i := 1; i <= saves; i++ {
-		if err := save(i); err != nil {
+		if err := saveCache(db, write(i)); err != nil {
 			t.Fatalf("save %d: %v", i, err)
 		}
 	}
@@ -214,22 +243,31 @@ func TestCacheIsNeverHalfWritten(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
+		t.Error(err)
 	}
 	c, _, err := loadCache(db)
-	if err != nil || c.cfg.GetVersion() != fmt.Sprint(saves) {
-		t.Errorf("last save: version %q, err %v; want %d", c.cfg.GetVersion(), err, saves)
+	if err != nil || c.version != fmt.Sprint(saves) {
+		t.Errorf("last save: version %q, err %v; want %d", c.version, err, saves)
 	}
 }
 
-// TestCacheWriteFailureLeavesPreviousConfig shows a failed save leaves the
+// TestCacheWriteFailureLeavesPreviousConfig shows a failed write leaves the
 // previous config whole: a read-only file refuses the transaction.
 func TestCacheWriteFailureLeavesPreviousConfig(t *testing.T) {
 	path := newDBPath(t)
 	db := openDB(t, path)
-	if err := saveCache(db, cached{cfg: baseConfig()}); err != nil {
+	base := baseConfig()
+	w := cacheWrite{full: true, version: base.GetVersion()}
+	for _, m := range base.GetEndpoints() {
+		w.put = append(w.put, cacheRecords(t, "v1", m)...)
+	}
+	for _, m := range base.GetProfiles() {
+		w.put = append(w.put, cacheRecords(t, "v1", m)...)
+	}
+	for _, m := range base.GetPolicies() {
+		w.put = append(w.put, cacheRecords(t, "v1", m)...)
+	}
+	if err := saveCache(db, w); err != nil {
 		t.Fatalf("save: %v", err)
 	}
 	if err := db.Close(); err != nil {
@@ -240,16 +278,16 @@ func TestCacheWriteFailureLeavesPreviousConfig(t *testing.T) {
 		t.Fatalf("open read-only: %v", err)
 	}
 	t.Cleanup(func() { _ = ro.Close() })
-	next := baseConfig()
-	next.Version = "2"
-	if err := saveCache(ro, cached{cfg: next}); !errors.Is(err, bolt.ErrDatabaseReadOnly) {
+	next := cacheWrite{version: "2", put: cacheRecords(t, "v2", profile("p1", "globex")),
+		del: []resourceKey{{kindEndpoint, "e1"}}}
+	if err := saveCache(ro, next); !errors.Is(err, bolt.ErrDatabaseReadOnly) {
 		t.Errorf("save on a read-only file: %v, want ErrDatabaseReadOnly", err)
 	}
 	c, ok, err := loadCache(ro)
 	if err != nil || !ok {
 		t.Fatalf("load: ok %v, %v", ok, err)
 	}
-	if diff := cmp.Diff(baseConfig(), c.cfg, protocmp.Transform()); diff != "" {
+	if diff := cmp.Diff(base, c.config(), protocmp.Transform()); diff != "" {
 		t.Errorf("config after a failed save (-want +got):\n%s", diff)
 	}
 }

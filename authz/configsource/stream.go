@@ -167,7 +167,8 @@ func (s *Source) decide(ctx context.Context) string {
 		s.st.commit()
 		return ""
 	}
-	fp := fingerprint(s.st.pending())
+	changed := s.st.pending()
+	fp := fingerprint(changed)
 	for _, r := range s.rejected {
 		if r.fingerprint == fp && fp != "" {
 			s.st.rollback()
@@ -188,6 +189,10 @@ func (s *Source) decide(ctx context.Context) string {
 		s.cfg.Logger.Error("config update refused; keeping the last good config", "version", cfg.GetVersion(), "err", err)
 		return msg
 	}
+	var write cacheWrite
+	if s.cfg.DB != nil {
+		write = s.st.cacheWrite(cfg.GetVersion(), !s.synced, changed)
+	}
 	s.st.commit()
 	s.applied = true
 	s.m.applied.Inc()
@@ -197,7 +202,10 @@ func (s *Source) decide(ctx context.Context) string {
 	if s.cfg.DB != nil {
 		// The config is live whatever the disk says, so the update is still
 		// ACKed; a failed write only costs the restart-without-control-plane case.
-		if err := saveCache(s.cfg.DB, cached{cfg: cfg, versions: s.st.versions()}); err != nil {
+		// After a failed write the next one rewrites the whole cache.
+		err := saveCache(s.cfg.DB, write)
+		s.synced = err == nil
+		if err != nil {
 			s.m.persistErr.Inc()
 			s.cfg.Logger.Error("config applied but not cached", "version", cfg.GetVersion(), "err", err)
 		}
