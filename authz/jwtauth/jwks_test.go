@@ -28,6 +28,7 @@ type keyServer struct {
 	gate      chan struct{} // when set, requests wait for it to close
 	jwksHits  atomic.Int64
 	discovery atomic.Int64
+	inflight  atomic.Int64 // requests waiting at the gate
 }
 
 func newKeyServer(t *testing.T, keys ...map[string]any) *keyServer {
@@ -64,6 +65,8 @@ func (ks *keyServer) wait(r *http.Request) {
 	gate := ks.gate
 	ks.mu.Unlock()
 	if gate != nil {
+		ks.inflight.Add(1)
+		defer ks.inflight.Add(-1)
 		select {
 		case <-gate:
 		case <-r.Context().Done():
@@ -201,6 +204,30 @@ func TestJWKSRotationByUnknownKid(t *testing.T) {
 	waitFor(t, "the new kid to verify", func() bool { return verifyCode(v, rotated) == 0 })
 	if got := verifyCode(v, old); got != 0 {
 		t.Errorf("first key after the rotation: %v", got)
+	}
+}
+
+// TestVerifyNeverWaitsForAFetch keeps a refresh hanging at the server while
+// tokens are verified from the keys already fetched.
+func TestVerifyNeverWaitsForAFetch(t *testing.T) {
+	k := keys(t)
+	ks := newKeyServer(t, jwkOf("r1", &k.rsa.PublicKey, nil))
+	v := newVerifier(t, Config{JWKSRefresh: time.Hour, JWKSMinInterval: time.Millisecond},
+		jwtProfile("p-jwks", jwksAuth(ks.URL+"/keys")))
+	waitFor(t, "the first fetch", v.Ready)
+	gate := make(chan struct{})
+	defer close(gate)
+	ks.mu.Lock()
+	ks.gate = gate
+	ks.mu.Unlock()
+	if got := verifyCode(v, unknownKidToken(t, 1)); got != UnknownKey {
+		t.Fatalf("unknown kid: %v", got)
+	}
+	// The refresh the unknown kid asked for is now stuck at the server.
+	waitFor(t, "the refresh to reach the server", func() bool { return ks.inflight.Load() > 0 })
+	tok := signRaw(t, hdr("RS256", "r1"), claimsAt("p-jwks", nil), "RS256", k.rsa)
+	if got := verifyCode(v, tok); got != 0 {
+		t.Errorf("known kid during a refresh: %v", got)
 	}
 }
 
