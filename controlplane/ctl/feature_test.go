@@ -3,17 +3,14 @@ package ctl_test
 import (
 	"bytes"
 	"context"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 
 	"gatehouse/authz/apitoken"
-	"gatehouse/controlplane/admin"
 	"gatehouse/controlplane/ctl"
+	"gatehouse/controlplane/ctl/internal/cptest"
 	"gatehouse/controlplane/store"
 )
 
@@ -25,32 +22,8 @@ type controlPlane struct {
 
 func startControlPlane(t *testing.T, opts ...grpc.ServerOption) *controlPlane {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{Path: filepath.Join(t.TempDir(), "gatehouse.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	srv, err := admin.New(admin.Config{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := admin.NewAdminToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Bootstrap(ctx, st, token, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer(append(opts, grpc.UnaryInterceptor(srv.Interceptor()))...)
-	srv.Register(g)
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-	return &controlPlane{addr: lis.Addr().String(), token: token, store: st}
+	cp := cptest.Start(t, opts...)
+	return &controlPlane{addr: cp.Addr, token: cp.Token, store: cp.Store}
 }
 
 type result struct {

@@ -19,6 +19,8 @@ type api struct {
 	tokens      adminv1.TokenServiceClient
 	policies    adminv1.PolicyServiceClient
 	audit       adminv1.AuditServiceClient
+	// pageSize is the page size of list calls.
+	pageSize int32
 }
 
 func newAPI(cc grpc.ClientConnInterface) *api {
@@ -30,6 +32,7 @@ func newAPI(cc grpc.ClientConnInterface) *api {
 		tokens:      adminv1.NewTokenServiceClient(cc),
 		policies:    adminv1.NewPolicyServiceClient(cc),
 		audit:       adminv1.NewAuditServiceClient(cc),
+		pageSize:    pageSize,
 	}
 }
 
@@ -66,42 +69,42 @@ func listAll[T any](ctx context.Context, page func(ctx context.Context, token st
 
 func (a *api) listPolicies(ctx context.Context) ([]*adminv1.AccessPolicy, error) {
 	return listAll(ctx, func(ctx context.Context, tok string) ([]*adminv1.AccessPolicy, string, error) {
-		r, err := a.policies.ListPolicies(ctx, &adminv1.ListPoliciesRequest{PageSize: pageSize, PageToken: tok})
+		r, err := a.policies.ListPolicies(ctx, &adminv1.ListPoliciesRequest{PageSize: a.pageSize, PageToken: tok})
 		return r.GetPolicies(), r.GetNextPageToken(), wrap(err, "list policies")
 	})
 }
 
 func (a *api) listCollections(ctx context.Context) ([]*adminv1.Collection, error) {
 	return listAll(ctx, func(ctx context.Context, tok string) ([]*adminv1.Collection, string, error) {
-		r, err := a.collections.ListCollections(ctx, &adminv1.ListCollectionsRequest{PageSize: pageSize, PageToken: tok})
+		r, err := a.collections.ListCollections(ctx, &adminv1.ListCollectionsRequest{PageSize: a.pageSize, PageToken: tok})
 		return r.GetCollections(), r.GetNextPageToken(), wrap(err, "list collections")
 	})
 }
 
 func (a *api) listEndpoints(ctx context.Context, collectionID string) ([]*adminv1.Endpoint, error) {
 	return listAll(ctx, func(ctx context.Context, tok string) ([]*adminv1.Endpoint, string, error) {
-		r, err := a.endpoints.ListEndpoints(ctx, &adminv1.ListEndpointsRequest{CollectionId: collectionID, PageSize: pageSize, PageToken: tok})
+		r, err := a.endpoints.ListEndpoints(ctx, &adminv1.ListEndpointsRequest{CollectionId: collectionID, PageSize: a.pageSize, PageToken: tok})
 		return r.GetEndpoints(), r.GetNextPageToken(), wrap(err, "list endpoints")
 	})
 }
 
 func (a *api) listClients(ctx context.Context) ([]*adminv1.Client, error) {
 	return listAll(ctx, func(ctx context.Context, tok string) ([]*adminv1.Client, string, error) {
-		r, err := a.clients.ListClients(ctx, &adminv1.ListClientsRequest{PageSize: pageSize, PageToken: tok})
+		r, err := a.clients.ListClients(ctx, &adminv1.ListClientsRequest{PageSize: a.pageSize, PageToken: tok})
 		return r.GetClients(), r.GetNextPageToken(), wrap(err, "list clients")
 	})
 }
 
 func (a *api) listProfiles(ctx context.Context, clientID string) ([]*adminv1.AccessProfile, error) {
 	return listAll(ctx, func(ctx context.Context, tok string) ([]*adminv1.AccessProfile, string, error) {
-		r, err := a.profiles.ListAccessProfiles(ctx, &adminv1.ListAccessProfilesRequest{ClientId: clientID, PageSize: pageSize, PageToken: tok})
+		r, err := a.profiles.ListAccessProfiles(ctx, &adminv1.ListAccessProfilesRequest{ClientId: clientID, PageSize: a.pageSize, PageToken: tok})
 		return r.GetAccessProfiles(), r.GetNextPageToken(), wrap(err, "list access profiles")
 	})
 }
 
 func (a *api) listTokens(ctx context.Context, clientID, profileID string) ([]*adminv1.ApiToken, error) {
 	return listAll(ctx, func(ctx context.Context, tok string) ([]*adminv1.ApiToken, string, error) {
-		r, err := a.tokens.ListTokens(ctx, &adminv1.ListTokensRequest{ClientId: clientID, ProfileId: profileID, PageSize: pageSize, PageToken: tok})
+		r, err := a.tokens.ListTokens(ctx, &adminv1.ListTokensRequest{ClientId: clientID, ProfileId: profileID, PageSize: a.pageSize, PageToken: tok})
 		return r.GetTokens(), r.GetNextPageToken(), wrap(err, "list tokens")
 	})
 }
