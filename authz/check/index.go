@@ -319,3 +319,10 @@ func parsePrefixes(ss []string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// KeepsLimitKey reports whether limiter state under k still belongs to a profile of this
+// index with that policy, so that a limiter can drop the state of removed profiles.
+func (x *Index) KeepsLimitKey(k limit.Key) bool {
+	p := x.profiles[k.Profile]
+	return p != nil && p.policy != nil && p.key == k
+}
