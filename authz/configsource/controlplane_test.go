@@ -93,6 +93,7 @@ type controlPlane struct {
 	addr  string
 	cache cachev3.SnapshotCache
 	srv   *grpc.Server
+	opts  []grpc.ServerOption
 	done  chan struct{}
 
 	mu    sync.Mutex
@@ -103,9 +104,9 @@ type controlPlane struct {
 	onRequest func(*discoveryv3.DeltaDiscoveryRequest)
 }
 
-func startControlPlane(t *testing.T) *controlPlane {
+func startControlPlane(t *testing.T, opts ...grpc.ServerOption) *controlPlane {
 	t.Helper()
-	cp := &controlPlane{t: t, cache: cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)}
+	cp := &controlPlane{t: t, cache: cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil), opts: opts}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -134,7 +135,7 @@ func (cp *controlPlane) serve(lis net.Listener) {
 			cp.mu.Unlock()
 		},
 	}
-	cp.srv = grpc.NewServer()
+	cp.srv = grpc.NewServer(cp.opts...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(cp.srv, serverv3.NewServer(context.Background(), cp.cache, cb))
 	cp.done = make(chan struct{})
 	go func(srv *grpc.Server, done chan struct{}) {
@@ -266,12 +267,20 @@ type client struct {
 
 func startClient(t *testing.T, addr string, db *bolt.DB, app *applier) *client {
 	t.Helper()
+	return startClientConfig(t, Config{Addr: addr, DB: db}, app)
+}
+
+// startClientConfig runs a Source with cfg plus the test node, app, a fresh
+// registry and short backoffs.
+func startClientConfig(t *testing.T, cfg Config, app *applier) *client {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	src, err := New(Config{
-		Addr: addr, NodeID: testNode, DB: db, Apply: app.apply, Registerer: reg,
-		Logger:      slog.New(slog.DiscardHandler),
-		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
-	})
+	cfg.NodeID, cfg.Apply, cfg.Registerer = testNode, app.apply, reg
+	cfg.BackoffBase, cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	src, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
