@@ -261,6 +261,12 @@ func TestErrorsNameTheField(t *testing.T) {
 			want: []string{"endpoints need --collection"},
 		},
 		{
+			name: "help never shows the admin token from the environment",
+			args: []string{"apply", "-h"},
+			code: 0,
+			want: []string{"Usage of gatehousectl apply:", "-prune"},
+		},
+		{
 			name: "unknown command is a usage error",
 			args: []string{"frobnicate"},
 			code: 2,

@@ -79,7 +79,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	}
 	fs := c.flags("gatehousectl")
 	if err := fs.Parse(args); err != nil {
-		return c.flagErr(err)
+		return c.flagErr(nil, err)
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprint(c.stderr, usage)
@@ -111,7 +111,7 @@ func (c *cli) flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.conn.Addr, "addr", c.conn.Addr, "admin gRPC address")
-	fs.StringVar(&c.conn.Token, "token", c.conn.Token, "admin token")
+	fs.Var(secretFlag{&c.conn.Token}, "token", "admin token (default $GATEHOUSE_ADMIN_TOKEN)")
 	fs.BoolVar(&c.conn.Insecure, "insecure", c.conn.Insecure, "plaintext connection")
 	fs.BoolVar(&c.conn.TLS, "tls", c.conn.TLS, "TLS connection")
 	fs.StringVar(&c.conn.CAFile, "ca-file", c.conn.CAFile, "CA bundle (PEM)")
@@ -119,12 +119,22 @@ func (c *cli) flags(name string) *flag.FlagSet {
 	return fs
 }
 
+// secretFlag is a string flag whose value never appears in help output.
+type secretFlag struct{ p *string }
+
+func (s secretFlag) String() string { return "" }
+
+func (s secretFlag) Set(v string) error {
+	*s.p = v
+	return nil
+}
+
 // parse parses flags and positional arguments in any order and checks the count of positionals.
 func (c *cli) parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, c.flagErr(err)
+			return nil, c.flagErr(fs, err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -141,12 +151,20 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]st
 	return pos, nil
 }
 
-func (c *cli) flagErr(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
+// flagErr turns a flag error into a usage error; -h prints the usage of the command fs (the
+// whole program's for nil) and is no error.
+func (c *cli) flagErr(fs *flag.FlagSet, err error) error {
+	if !errors.Is(err, flag.ErrHelp) {
+		return usageError{err.Error()}
+	}
+	if fs == nil {
 		fmt.Fprint(c.stdout, usage)
 		return err
 	}
-	return usageError{err.Error()}
+	fmt.Fprintf(c.stdout, "Usage of gatehousectl %s:\n", fs.Name())
+	fs.SetOutput(c.stdout)
+	fs.PrintDefaults()
+	return err
 }
 
 // redact removes the admin token from text that is about to be printed.
