@@ -19,17 +19,15 @@ func BenchmarkWrites(b *testing.B) {
 	e := newEnv(b)
 	ctx := e.ctx()
 	b.Run("create-client", func(b *testing.B) {
-		i := 0
 		for b.Loop() {
-			i++
-			if _, err := e.clis.CreateClient(ctx, &adminv1.CreateClientRequest{Client: &adminv1.Client{Name: fmt.Sprint("bench-", i)}}); err != nil {
+			if _, err := e.clis.CreateClient(ctx, &adminv1.CreateClientRequest{Client: &adminv1.Client{Name: newID("bench-")}}); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
 	})
 	b.Run("update-endpoint", func(b *testing.B) {
-		f := e.fixture("upd")
+		f := e.fixture(newID("upd-")[:12])
 		ep, err := e.eps.CreateEndpoint(ctx, &adminv1.CreateEndpointRequest{CollectionId: f.col.Id,
 			Endpoint: &adminv1.Endpoint{Name: "e", Method: "GET", Path: "/e/{id}", RecipeId: "r"}})
 		if err != nil {
