@@ -182,12 +182,12 @@ func (s *Server) Publish(ctx context.Context, rev uint64, res Resources) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	res, err := withGRPCListener(res)
-	if err == nil {
-		err = validate(res)
-	}
 	var snap *snapshot
 	if err == nil {
 		snap, err = buildSnapshot(rev, res, s.current)
+	}
+	if err == nil {
+		err = consistent(res)
 	}
 	if err != nil {
 		s.rejected++

@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"errors"
 	"fmt"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -35,34 +34,6 @@ const (
 // allValidator is what every generated Envoy and authz message offers through PGV.
 type allValidator interface {
 	ValidateAll() error
-}
-
-// validate runs each resource's PGV rules and checks that every reference resolves. Clients such
-// as grpc-go accept resources that break PGV rules, so nothing invalid may leave the server.
-func validate(res Resources) error {
-	var errs []error
-	for typeURL, msgs := range res {
-		for _, m := range msgs {
-			if anyMsg := m.ProtoReflect().Descriptor().FullName(); typeURL != resource.APITypePrefix+string(anyMsg) {
-				errs = append(errs, fmt.Errorf("%s: holds a %s", typeURL, anyMsg))
-				continue
-			}
-			v, ok := m.(allValidator)
-			if !ok {
-				continue
-			}
-			if err := v.ValidateAll(); err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: %w", typeURL, cache.GetResourceName(m), err))
-			}
-		}
-		if len(errs) >= 10 {
-			break
-		}
-	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	return consistent(res)
 }
 
 // consistent checks that listeners name existing route tables, routes name existing clusters and
