@@ -106,8 +106,8 @@ type logRecorder struct {
 }
 
 func (l *logRecorder) Enabled(_ context.Context, lvl slog.Level) bool { return lvl >= slog.LevelWarn }
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler          { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler               { return l }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler             { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler                  { return l }
 func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	line := r.Message
 	r.Attrs(func(a slog.Attr) bool {
