@@ -46,8 +46,15 @@ type Config struct {
 // storeFile is the store's file name in the data directory.
 const storeFile = "controlplane.db"
 
+// Server names, as logged and passed to Config.OnListen.
+const (
+	serverAdminGRPC = "admin-grpc"
+	serverAdminHTTP = "admin-http"
+)
+
 // server is one listener the control plane runs. Adding a server (the xDS server, say) is one
-// more entry in Run's list.
+// more entry in Run's list: serveAll listens on every address before any serves and stops
+// them all when ctx ends or one fails.
 type server struct {
 	name  string
 	addr  string
@@ -108,12 +115,12 @@ func Run(ctx context.Context, cfg Config) error {
 
 	servers := []server{
 		{
-			name: "admin-grpc", addr: cfg.AdminGRPCAddr,
+			name: serverAdminGRPC, addr: cfg.AdminGRPCAddr,
 			serve: grpcSrv.Serve,
 			stop:  func(ctx context.Context) { hs.Shutdown(); stopGRPC(ctx, grpcSrv) },
 		},
 		{
-			name: "admin-http", addr: cfg.AdminHTTPAddr,
+			name: serverAdminHTTP, addr: cfg.AdminHTTPAddr,
 			serve: func(l net.Listener) error {
 				if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 					return err
@@ -133,22 +140,24 @@ func Run(ctx context.Context, cfg Config) error {
 // serveAll listens on every server's address first, so a busy port fails the start before
 // anything serves, prints how to reach the API, then serves until ctx is done or one fails.
 func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []server, cfg Config, dbPath, secret string) error {
-	listeners := make([]net.Listener, len(servers))
-	for i, s := range servers {
+	listeners := make([]net.Listener, 0, len(servers))
+	addrs := make(map[string]string, len(servers))
+	for _, s := range servers {
 		l, err := net.Listen("tcp", s.addr)
 		if err != nil {
-			for _, l := range listeners[:i] {
+			for _, l := range listeners {
 				_ = l.Close()
 			}
 			return fmt.Errorf("%s: listen on %s: %w", s.name, s.addr, err)
 		}
-		listeners[i] = l
+		listeners = append(listeners, l)
+		addrs[s.name] = l.Addr().String()
 		log.Info("listening", "server", s.name, "addr", l.Addr().String())
 		if cfg.OnListen != nil {
 			cfg.OnListen(s.name, l.Addr().String())
 		}
 	}
-	printBanner(out, listeners[1].Addr().String(), listeners[0].Addr().String(), dbPath, secret)
+	printBanner(out, addrs, dbPath, secret)
 
 	g, gctx := errgroup.WithContext(ctx)
 	for i, s := range servers {
@@ -184,11 +193,11 @@ func stopGRPC(ctx context.Context, s *grpc.Server) {
 }
 
 // printBanner tells the operator where the API is and, once, the new admin token.
-func printBanner(out io.Writer, httpAddr, grpcAddr, dbPath, secret string) {
-	base := "http://" + dialable(httpAddr)
+func printBanner(out io.Writer, addrs map[string]string, dbPath, secret string) {
+	base := "http://" + dialable(addrs[serverAdminHTTP])
 	fmt.Fprintf(out, "gatehouse control plane\n")
 	fmt.Fprintf(out, "  admin REST: %s/v1/ (OpenAPI at %s/openapi.json)\n", base, base)
-	fmt.Fprintf(out, "  admin gRPC: %s\n", dialable(grpcAddr))
+	fmt.Fprintf(out, "  admin gRPC: %s\n", dialable(addrs[serverAdminGRPC]))
 	fmt.Fprintf(out, "  store:      %s\n", dbPath)
 	if secret != "" {
 		fmt.Fprintf(out, "\nNew admin token (shown only this once; only its hash is stored):\n\n  %s\n\n", secret)
