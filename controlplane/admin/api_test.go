@@ -259,3 +259,41 @@ func TestMetricsCountBothTransports(t *testing.T) {
 		}
 	}
 }
+
+func TestRESTReadsEveryResource(t *testing.T) {
+	e := newEnv(t)
+	f := e.fixture("sales")
+	ep := must[*adminv1.Endpoint](t)(e.eps.CreateEndpoint(e.ctx(), &adminv1.CreateEndpointRequest{CollectionId: f.col.Id,
+		Endpoint: &adminv1.Endpoint{Name: "e", Method: "GET", Path: "/e", RecipeId: "r"}}))
+	tok := must[*adminv1.TokenSecret](t)(e.toks.CreateToken(e.ctx(), &adminv1.CreateTokenRequest{ClientId: f.cli.Id, ProfileId: f.prf.Id}))
+	prf := "/v1/clients/" + f.cli.Id + "/access-profiles/" + f.prf.Id
+	tests := []struct {
+		name, path, list, id string
+	}{
+		{"collection", "/v1/collections/", "collections", f.col.Id},
+		{"endpoint", "/v1/collections/" + f.col.Id + "/endpoints/", "endpoints", ep.Id},
+		{"client", "/v1/clients/", "clients", f.cli.Id},
+		{"access profile", "/v1/clients/" + f.cli.Id + "/access-profiles/", "access_profiles", f.prf.Id},
+		{"token", prf + "/tokens/", "tokens", tok.Token.Id},
+		{"policy", "/v1/policies/", "policies", f.pol.Id},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.rest("GET", tc.path+tc.id, "")
+			if r.code != 200 || r.json(t)["id"] != tc.id {
+				t.Errorf("get: %d %s", r.code, r.body)
+			}
+			r = e.rest("GET", strings.TrimSuffix(tc.path, "/"), "")
+			items, _ := r.json(t)[tc.list].([]any)
+			if r.code != 200 || len(items) != 1 {
+				t.Errorf("list: %d %s", r.code, r.body)
+			}
+			if r := e.rest("GET", tc.path+"missing", ""); r.code != 404 {
+				t.Errorf("get unknown id: %d %s", r.code, r.body)
+			}
+			if r := e.rest("DELETE", tc.path+"missing", ""); r.code != 404 && (tc.name != "token" || r.code != 405) {
+				t.Errorf("delete unknown id: %d %s", r.code, r.body)
+			}
+		})
+	}
+}

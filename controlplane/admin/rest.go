@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -57,6 +58,7 @@ func (s *Server) HTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler,
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}),
 		runtime.WithErrorHandler(restError),
+		runtime.WithRoutingErrorHandler(restRoutingError),
 		runtime.WithMiddlewares(s.metrics.restMiddleware),
 	)
 	regs := []func(context.Context, *runtime.ServeMux) error{
@@ -158,6 +160,19 @@ func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, 
 
 // unknownField finds the field name in protojson's unknown-field error.
 var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
+
+// restRoutingError answers requests no route matches with the HTTP code the router chose (404
+// or 405), rather than grpc-gateway's 501 for a wrong method.
+func restRoutingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+	c := codes.NotFound
+	switch code {
+	case http.StatusMethodNotAllowed:
+		c = codes.Unimplemented
+	case http.StatusBadRequest:
+		c = codes.InvalidArgument
+	}
+	writeStatus(w, status.New(c, fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(code)))), code)
+}
 
 // writeStatus writes st as JSON; code overrides the HTTP code httpStatus picks when not 0.
 func writeStatus(w http.ResponseWriter, st *status.Status, code int) {

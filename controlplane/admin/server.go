@@ -100,10 +100,10 @@ func (w *wtx) record(action, kind, id, name, parent string) {
 // so a change and its audit record commit together or not at all.
 func (s *Server) write(ctx context.Context, op string, fn func(w *wtx) error) (uint64, error) {
 	actor := actorFrom(ctx)
-	now := s.now()
 	var changes []change
 	rev, err := s.store.Update(func(tx *store.Tx) error {
-		w := &wtx{Tx: tx, now: timestamppb.New(now), etag: strconv.FormatUint(tx.NextRevision(), 10)}
+		// The clock is read under the store's write lock, so audit times follow audit order.
+		w := &wtx{Tx: tx, now: timestamppb.New(s.now()), etag: strconv.FormatUint(tx.NextRevision(), 10)}
 		if err := fn(w); err != nil {
 			return err
 		}
