@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,7 +114,7 @@ func withLocalityWeights(res map[string][]proto.Message) Resources {
 func (p *pipeline) createEndpoint(t testing.TB, collID, method, path string) *adminv1.Endpoint {
 	t.Helper()
 	ep, err := p.eps.CreateEndpoint(p.ctx, &adminv1.CreateEndpointRequest{CollectionId: collID, Endpoint: &adminv1.Endpoint{
-		Name: path, Method: method, Path: path, RecipeId: "recipe-" + path[1:], Active: proto.Bool(true),
+		Name: path, Method: method, Path: path, RecipeId: "recipe-" + strings.NewReplacer("/", "-", "{", "", "}", "").Replace(path[1:]), Active: proto.Bool(true),
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -139,9 +140,14 @@ func TestGRPCClientFollowsAdminChanges(t *testing.T) {
 		t.Fatalf("runtime hits = %d, want 1", b.count("/echo/Call"))
 	}
 
-	// A new endpoint becomes callable.
+	// A new endpoint becomes callable, a templated one through its safe_regex route.
 	p.createEndpoint(t, col.GetId(), "POST", "/Other")
+	p.createEndpoint(t, col.GetId(), "POST", "/Items/{id}")
 	eventually(t, 10*time.Second, func() error { return call(cc, "/echo/Other") })
+	eventually(t, 10*time.Second, func() error { return call(cc, "/echo/Items/42") })
+	if err := call(cc, "/echo/Items/42/more"); err == nil {
+		t.Error("a parameter matched across segments")
+	}
 
 	// Deactivating an endpoint takes its route away.
 	if _, err := p.eps.UpdateEndpoint(p.ctx, &adminv1.UpdateEndpointRequest{
