@@ -74,7 +74,8 @@ type Config struct {
 	// Registerer receives the metrics; nil keeps them unexported.
 	Registerer prometheus.Registerer
 	// Coalesce is how long to wait after a response for the next one of the
-	// same update before applying. Default 10ms.
+	// same update before applying: the cost of applying a change spanning
+	// types at once. Default 25ms.
 	Coalesce time.Duration
 	// BackoffBase is the first reconnect delay. Default 250ms.
 	BackoffBase time.Duration
@@ -128,7 +129,7 @@ func New(cfg Config) (*Source, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Coalesce <= 0 {
-		cfg.Coalesce = 10 * time.Millisecond
+		cfg.Coalesce = 25 * time.Millisecond
 	}
 	if cfg.BackoffBase <= 0 {
 		cfg.BackoffBase = 250 * time.Millisecond

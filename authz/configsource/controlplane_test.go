@@ -277,6 +277,8 @@ func startClientConfig(t *testing.T, cfg Config, app *applier) *client {
 	reg := prometheus.NewRegistry()
 	cfg.NodeID, cfg.Apply, cfg.Registerer = testNode, app.apply, reg
 	cfg.BackoffBase, cfg.BackoffMax = 10*time.Millisecond, 50*time.Millisecond
+	// A wide window keeps a multi-type update whole on a loaded CI machine.
+	cfg.Coalesce = 100 * time.Millisecond
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
