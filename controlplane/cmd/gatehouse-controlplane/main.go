@@ -63,6 +63,8 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of the store file ("+storeFile+"); created if missing")
 	fs.StringVar(&cfg.AdminHTTPAddr, "admin-http-addr", ":9080", "address of the admin REST API, /openapi.json, /healthz, /readyz and /metrics")
 	fs.StringVar(&cfg.AdminGRPCAddr, "admin-grpc-addr", ":9090", "address of the admin gRPC API")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "PEM certificate (chain) to serve both admin APIs over TLS; with --tls-key-file")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, 0, err

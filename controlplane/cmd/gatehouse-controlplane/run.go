@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -33,6 +35,9 @@ type Config struct {
 	AdminGRPCAddr string
 	// AdminToken is the value of GATEHOUSE_ADMIN_TOKEN; empty creates one on the first start.
 	AdminToken string
+	// TLSCertFile and TLSKeyFile, when both set, serve the admin APIs over TLS, which
+	// gatehousectl expects for any address that is not loopback.
+	TLSCertFile, TLSKeyFile string
 	// Logger receives the control plane's logs; nil discards them.
 	Logger *slog.Logger
 	// Out receives what an operator must read once: the addresses and a new admin token.
@@ -102,7 +107,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	grpcSrv := grpc.NewServer(grpc.ChainUnaryInterceptor(adm.Interceptor()))
+	tlsCfg, err := loadTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return err
+	}
+	grpcOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(adm.Interceptor())}
+	if tlsCfg != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	grpcSrv := grpc.NewServer(grpcOpts...)
 	adm.Register(grpcSrv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
@@ -111,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
 
 	servers := []server{
 		{
@@ -122,7 +135,11 @@ func Run(ctx context.Context, cfg Config) error {
 		{
 			name: serverAdminHTTP, addr: cfg.AdminHTTPAddr,
 			serve: func(l net.Listener) error {
-				if err := httpSrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				serve := httpSrv.Serve
+				if tlsCfg != nil {
+					serve = func(l net.Listener) error { return httpSrv.ServeTLS(l, "", "") }
+				}
+				if err := serve(l); !errors.Is(err, http.ErrServerClosed) {
 					return err
 				}
 				return nil
@@ -157,7 +174,7 @@ func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []se
 			cfg.OnListen(s.name, l.Addr().String())
 		}
 	}
-	printBanner(out, addrs, dbPath, secret)
+	printBanner(out, addrs, cfg.TLSCertFile != "", dbPath, secret)
 
 	g, gctx := errgroup.WithContext(ctx)
 	for i, s := range servers {
@@ -181,6 +198,21 @@ func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []se
 	return g.Wait()
 }
 
+// loadTLS returns the TLS configuration of the admin servers, or nil to serve plaintext.
+func loadTLS(certFile, keyFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("TLS needs both --tls-cert-file and --tls-key-file")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
 // stopGRPC drains in-flight calls, cutting them off when ctx ends first.
 func stopGRPC(ctx context.Context, s *grpc.Server) {
 	done := make(chan struct{})
@@ -193,8 +225,12 @@ func stopGRPC(ctx context.Context, s *grpc.Server) {
 }
 
 // printBanner tells the operator where the API is and, once, the new admin token.
-func printBanner(out io.Writer, addrs map[string]string, dbPath, secret string) {
-	base := "http://" + dialable(addrs[serverAdminHTTP])
+func printBanner(out io.Writer, addrs map[string]string, tls bool, dbPath, secret string) {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	base := scheme + dialable(addrs[serverAdminHTTP])
 	fmt.Fprintf(out, "gatehouse control plane\n")
 	fmt.Fprintf(out, "  admin REST: %s/v1/ (OpenAPI at %s/openapi.json)\n", base, base)
 	fmt.Fprintf(out, "  admin gRPC: %s\n", dialable(addrs[serverAdminGRPC]))

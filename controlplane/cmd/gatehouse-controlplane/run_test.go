@@ -3,8 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,11 +23,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
 	"gatehouse/authz/apitoken"
+	"gatehouse/controlplane/admin"
 	adminv1 "gatehouse/proto/gatehouse/admin/v1"
 )
 
@@ -42,14 +54,18 @@ func (s *syncBuffer) String() string {
 // start runs the control plane on loopback ports and returns its addresses and output.
 func start(t *testing.T, dataDir, envToken string) (httpAddr, grpcAddr string, out *syncBuffer, stop func() error) {
 	t.Helper()
+	return startWith(t, Config{DataDir: dataDir, AdminToken: envToken})
+}
+
+// startWith runs the control plane with cfg on loopback ports.
+func startWith(t *testing.T, cfg Config) (httpAddr, grpcAddr string, out *syncBuffer, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out = &syncBuffer{}
 	addrs := make(chan [2]string, 2)
 	done := make(chan error, 1)
-	cfg := Config{
-		DataDir: dataDir, AdminHTTPAddr: "127.0.0.1:0", AdminGRPCAddr: "127.0.0.1:0", AdminToken: envToken, Out: out,
-		OnListen: func(name, addr string) { addrs <- [2]string{name, addr} },
-	}
+	cfg.AdminHTTPAddr, cfg.AdminGRPCAddr, cfg.Out = "127.0.0.1:0", "127.0.0.1:0", out
+	cfg.OnListen = func(name, addr string) { addrs <- [2]string{name, addr} }
 	go func() { done <- Run(ctx, cfg) }()
 	for range 2 {
 		select {
@@ -174,4 +190,78 @@ func TestCommandLine(t *testing.T) {
 	if err != nil || cfg.DataDir != ".data" || cfg.AdminHTTPAddr != ":9080" || cfg.AdminGRPCAddr != ":9090" {
 		t.Errorf("defaults = %+v, %v", cfg, err)
 	}
+}
+
+func TestRunServesTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	token, err := admin.NewAdminToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, grpcAddr, out, stop := startWith(t, Config{DataDir: dir, AdminToken: token, TLSCertFile: certFile, TLSKeyFile: keyFile})
+	defer stop()
+	if !strings.Contains(out.String(), "https://"+httpAddr) {
+		t.Errorf("banner does not show https:\n%s", out.String())
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, _ := http.NewRequest("GET", "https://"+httpAddr+"/v1/clients", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("REST over TLS: %d", resp.StatusCode)
+	}
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+	if _, err := adminv1.NewClientServiceClient(conn).ListClients(ctx, &adminv1.ListClientsRequest{}); err != nil {
+		t.Errorf("gRPC over TLS: %v", err)
+	}
+	if err := Run(context.Background(), Config{DataDir: t.TempDir(), TLSCertFile: certFile}); err == nil || !strings.Contains(err.Error(), "tls-key-file") {
+		t.Errorf("a certificate without a key: %v", err)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, and returns a pool trusting it.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gatehouse test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }
