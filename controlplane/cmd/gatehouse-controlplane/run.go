@@ -81,6 +81,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
+	tlsCfg, err := loadTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -107,10 +111,6 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	tlsCfg, err := loadTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
-	if err != nil {
-		return err
-	}
 	grpcOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(adm.Interceptor())}
 	if tlsCfg != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
