@@ -22,7 +22,11 @@ func Example() {
 		slog.Error("open data file", "err", err)
 		return
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			slog.Error("close data file", "err", err)
+		}
+	}()
 
 	var current atomic.Pointer[authzv1.Config] // read by every check; nil means not ready
 	apply := func(_ context.Context, cfg *authzv1.Config) error {
