@@ -44,7 +44,8 @@ type Config struct {
 	Out io.Writer
 	// ShutdownTimeout bounds the graceful stop of the servers.
 	ShutdownTimeout time.Duration
-	// OnListen, when set, is told each server's bound address (tests listen on port 0).
+	// OnListen, when set, is told each server's bound address once all are bound and the
+	// banner is printed (tests listen on port 0).
 	OnListen func(name, addr string)
 }
 
@@ -170,11 +171,13 @@ func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []se
 		listeners = append(listeners, l)
 		addrs[s.name] = l.Addr().String()
 		log.Info("listening", "server", s.name, "addr", l.Addr().String())
-		if cfg.OnListen != nil {
-			cfg.OnListen(s.name, l.Addr().String())
-		}
 	}
 	printBanner(out, addrs, cfg.TLSCertFile != "", dbPath, secret)
+	if cfg.OnListen != nil {
+		for _, s := range servers {
+			cfg.OnListen(s.name, addrs[s.name])
+		}
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for i, s := range servers {
