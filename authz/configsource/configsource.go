@@ -14,10 +14,13 @@
 //     responses that arrive earlier are held and acknowledged together with
 //     the update they made up.
 //   - One update, one Apply: responses that arrive within Coalesce of each
-//     other are applied together, so a publish that changes several types
-//     (a profile and the new policy it names) never goes live half-way.
+//     other are applied together. The control plane sends the types one
+//     publish changed back to back, so a change spanning types (a profile
+//     and the new policy it names) goes live at once; only a gap longer than
+//     Coalesce between them would split it.
 //   - ACK means applied: a response is ACKed only after Apply accepted the
-//     config it completes, and after that config was written to the cache.
+//     config it completes and the config was written to the cache (a failed
+//     write is logged and counted, and still ACKed: the config is live).
 //     A response that does not decode, or whose config Apply refuses, is
 //     NACKed with the error as error_detail; its changes are rolled back, so
 //     the last good config stays and later updates build on it. The same
@@ -27,6 +30,10 @@
 //     versions in initial_resource_versions, so the control plane sends only
 //     what changed; the versions are cached with the config so this also
 //     holds across restarts.
+//   - Version: Config.version is the highest of the per-type system
+//     versions when they are revision numbers (the control plane versions a
+//     type by the revision that last changed it), else the common one, else
+//     "endpoints=…,profiles=…,policies=…".
 //   - Reconnect: after a stream ends, the next attempt waits a jittered,
 //     capped, exponential backoff that starts over once a stream answered.
 package configsource
