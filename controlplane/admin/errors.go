@@ -142,36 +142,46 @@ func snakeField(s string) string {
 	return b.String()
 }
 
-// hints replace PGV's regular-expression reasons with what a user should type instead. Keys
-// are field paths without indexes.
-var hints = map[string]string{
-	"collection.path":     `must be lower-case letters, digits and inner dashes, at most 63, e.g. "sales-api-v1"; "oauth2" is reserved`,
-	"collection.version":  `must be 1 to 10 letters, digits, ".", "_" or "-", e.g. "v1"`,
-	"endpoint.path":       `must be "/" or "/segment" parts, each a literal or a {name} parameter, e.g. "/invoices/{id}"`,
-	"endpoint.recipe_id":  `must be 1 to 128 letters, digits, ".", "_", ":" or "-"`,
-	"endpoint.method":     "must be one of GET, POST, PUT, PATCH, DELETE",
-	"endpoint.timeout":    "must be more than 0s and at most 240s",
-	"rate_limit.per":      `must be "second", "minute" or "hour"`,
-	"quota.per":           `must be "day", "week" or "month"`,
-	"jwt.claim":           `must be a claim name of letters, digits, "_", ".", ":" or "-"`,
-	"access_profile.auth": `must set exactly one of "api_token" or "jwt"`,
-	"jwt.key":             `must set exactly one of "hmac_secret", "public_keys", "jwks_url" or "oidc_issuer"`,
-	"jwt.algorithms":      "must be distinct values of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA",
-	"jwt.hmac_secret":     "must be 32 to 1024 characters",
-	"client.email":        "must be an e-mail address such as team@example.com",
-	"update_mask":         "must name fields of the resource",
-}
-
-// describe returns the hint for field, else PGV's reason.
+// describe returns what a user should do about a failed rule of field: a hint for the fields
+// whose PGV reason is a regular expression or a list, else PGV's reason. Hints are keyed by
+// the last two parts of the field path without indexes, e.g. "jwt.claim".
 func describe(field, reason string) string {
 	key := field
 	if i := strings.IndexByte(key, '['); i >= 0 {
 		key = key[:i]
 	}
-	for k, h := range hints {
-		if key == k || strings.HasSuffix(key, "."+k) {
-			return h
-		}
+	if parts := strings.Split(key, "."); len(parts) > 2 {
+		key = strings.Join(parts[len(parts)-2:], ".")
+	}
+	switch key {
+	case "collection.path":
+		return `must be lower-case letters, digits and inner dashes, at most 63, e.g. "sales-api-v1"; "oauth2" is reserved`
+	case "collection.version":
+		return `must be 1 to 10 letters, digits, ".", "_" or "-", e.g. "v1"`
+	case "endpoint.path":
+		return `must be "/" or "/segment" parts, each a literal or a {name} parameter, e.g. "/invoices/{id}"`
+	case "endpoint.recipe_id":
+		return `must be 1 to 128 letters, digits, ".", "_", ":" or "-"`
+	case "endpoint.method":
+		return "must be one of GET, POST, PUT, PATCH, DELETE"
+	case "endpoint.timeout":
+		return "must be more than 0s and at most 240s"
+	case "rate_limit.per":
+		return `must be "second", "minute" or "hour"`
+	case "quota.per":
+		return `must be "day", "week" or "month"`
+	case "jwt.claim":
+		return `must be a claim name of letters, digits, "_", ".", ":" or "-"`
+	case "access_profile.auth":
+		return `must set exactly one of "api_token" or "jwt"`
+	case "jwt.key":
+		return `must set exactly one of "hmac_secret", "public_keys", "jwks_url" or "oidc_issuer"`
+	case "jwt.algorithms":
+		return "must be distinct values of HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384, EdDSA"
+	case "jwt.hmac_secret":
+		return "must be 32 to 1024 characters"
+	case "client.email":
+		return "must be an e-mail address such as team@example.com"
 	}
 	return reason
 }
