@@ -74,7 +74,7 @@ func TestUpdatesReachApplyAsDeltas(t *testing.T) {
 	cfg := baseConfig()
 	cp.set(cfg)
 	app := &applier{}
-	startClient(t, cp.addr, nil, app)
+	c := startClient(t, cp.addr, nil, app)
 	eventually(t, "first Apply", func() bool { calls, _ := app.snapshot(); return len(calls) == 1 })
 
 	steps := []struct {
@@ -141,6 +141,12 @@ func TestUpdatesReachApplyAsDeltas(t *testing.T) {
 			}
 			if diff := cmp.Diff(step.wantRemove, removed); diff != "" {
 				t.Errorf("removals sent (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{cfg.GetVersion()}, c.versionInfo(t)); diff != "" {
+				t.Errorf("version_info (-want +got):\n%s", diff)
+			}
+			if c.metric(t, "gatehouse_authz_config_last_update_timestamp_seconds") <= 0 {
+				t.Error("last_update_timestamp_seconds not set")
 			}
 		})
 	}

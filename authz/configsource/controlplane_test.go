@@ -323,6 +323,29 @@ func (c *client) metric(t *testing.T, name string) float64 {
 	return 0
 }
 
+// versionInfo returns the version label of the version_info gauge.
+func (c *client) versionInfo(t *testing.T) []string {
+	t.Helper()
+	mfs, err := c.reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		if mf.GetName() != "gatehouse_authz_config_version_info" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "version" && m.GetGauge().GetValue() == 1 {
+					out = append(out, l.GetValue())
+				}
+			}
+		}
+	}
+	return out
+}
+
 func newDBPath(t testing.TB) string { return filepath.Join(t.TempDir(), "authz.db") }
 
 // Fixtures.
