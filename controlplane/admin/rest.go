@@ -145,11 +145,13 @@ func restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, 
 	if errors.As(err, &he) {
 		code, err = he.HTTPStatus, he.Err
 	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		err = status.Error(codes.InvalidArgument, "request body is larger than 1 MiB")
-	}
 	st := status.Convert(err)
+	// grpc-gateway flattens the body reader's *http.MaxBytesError into a message.
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || (st.Code() == codes.InvalidArgument && strings.Contains(st.Message(), "request body too large")) {
+		writeStatus(w, status.New(codes.InvalidArgument, "request body is larger than 1 MiB"), http.StatusRequestEntityTooLarge)
+		return
+	}
 	if m := unknownField.FindStringSubmatch(st.Message()); m != nil && st.Code() == codes.InvalidArgument {
 		var v violations
 		v.add(m[1], "is not a field of this request; check its spelling (JSON names are snake_case)")

@@ -152,6 +152,8 @@ func TestRESTValidationErrors(t *testing.T) {
 		{"wrong type", "POST", "/v1/policies", `{"name":"p","rate_limit":{"requests":"many"}}`, 400, nil},
 		{"bad page token", "GET", "/v1/clients?page_token=bm9wZQ", "", 400, []string{"page_token"}},
 		{"unknown route", "GET", "/v1/nothing", "", 404, nil},
+		{"wrong method", "PUT", "/v1/clients", "{}", 405, nil},
+		{"body over 1 MiB", "POST", "/v1/collections", `{"name":"` + strings.Repeat("a", 1<<20) + `"}`, 413, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
