@@ -156,6 +156,10 @@ func TestJWKSKeySelection(t *testing.T) {
 		jwkOf("enc", &k.rsa2.PublicKey, map[string]any{"use": "enc"}),
 		jwkOf("e1", &k.p256.PublicKey, nil),
 		jwkOf("ed", k.ed.Public(), nil),
+		// Keys that cannot be used are skipped, not fatal to the set.
+		map[string]any{"kty": "RSA", "kid": "small", "n": "AQAB", "e": "AQAB"},
+		map[string]any{"kty": "XYZ", "kid": "odd"},
+		jwkOf("p521", &k.p521.PublicKey, nil),
 	)
 	v := newVerifier(t, Config{}, jwtProfile("p-jwks", jwksAuth(ks.URL+"/keys")))
 	waitFor(t, "the first fetch", v.Ready)
@@ -176,6 +180,8 @@ func TestJWKSKeySelection(t *testing.T) {
 		{"kid of another key", signRaw(t, hdr("ES256", "r1"), claims, "ES256", k.p256), Algorithm},
 		{"unknown kid", signRaw(t, hdr("RS256", "r9"), claims, "RS256", k.rsa), UnknownKey},
 		{"wrong key for kid", signRaw(t, hdr("RS256", "r1"), claims, "RS256", k.rsa2), Signature},
+		{"skipped small RSA key", signRaw(t, hdr("RS256", "small"), claims, "RS256", k.rsa), UnknownKey},
+		{"skipped P-521 key", signRaw(t, hdr("ES256", "p521"), claims, "ES256", k.p256), UnknownKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
