@@ -5,27 +5,37 @@ import (
 	"sync/atomic"
 )
 
-// cacheShards spreads lock traffic over cores; a power of two.
-const cacheShards = 64
+const (
+	// cacheShards spreads lock traffic over cores; a power of two.
+	cacheShards = 64
+	// entryOverhead approximates an entry's fixed cost: its slot and its
+	// index map entry.
+	entryOverhead = 160
+)
 
 // cache holds verified tokens by the SHA-256 of the token, so a repeat token
 // skips parsing and signature checks. Only tokens that verified are added, so
-// random tokens cannot grow it, and it is bounded by entry count: each shard
-// is a fixed ring evicted by the CLOCK algorithm (second chance), whose hits
-// only set a bit under a read lock.
+// random tokens cannot grow it. It is bounded twice: by entries, and by bytes,
+// since the holder of an HMAC secret can mint any number of valid tokens of up
+// to MaxTokenBytes each. Each shard evicts by the CLOCK algorithm (second
+// chance), whose hits only set a bit under a read lock.
 type cache struct {
 	shards [cacheShards]shard
 }
 
 type shard struct {
-	mu    sync.RWMutex
-	idx   map[[32]byte]int32
-	slots []slot
-	cap   int
-	hand  int
+	mu       sync.RWMutex
+	idx      map[[32]byte]int32
+	slots    []slot
+	free     []int32 // slots emptied by eviction
+	maxLen   int
+	maxBytes int
+	bytes    int
+	hand     int
 }
 
 type slot struct {
+	used   bool
 	key    [32]byte
 	entry  cacheEntry
 	recent atomic.Bool
@@ -43,6 +53,10 @@ type cacheEntry struct {
 	epoch uint64
 }
 
+func (e *cacheEntry) size() int {
+	return entryOverhead + len(e.res.ClaimsJSON) + len(e.res.ClaimsBase64)
+}
+
 // valid reports whether e still stands at now.
 func (e *cacheEntry) valid(now int64) bool {
 	if now >= e.expires || e.prof.dead.Load() {
@@ -51,16 +65,19 @@ func (e *cacheEntry) valid(now int64) bool {
 	return e.prof.src == nil || e.epoch >= e.prof.src.revoked.Load()
 }
 
-// newCache returns a cache of about entries entries, or nil (no caching) when
-// entries is not positive.
-func newCache(entries int) *cache {
-	if entries <= 0 {
+// newCache returns a cache of at most entries entries and about maxBytes
+// bytes, or nil (no caching) when either is not positive.
+func newCache(entries, maxBytes int) *cache {
+	if entries <= 0 || maxBytes <= 0 {
 		return nil
 	}
-	per := (entries + cacheShards - 1) / cacheShards
 	c := &cache{}
 	for i := range c.shards {
-		c.shards[i] = shard{idx: make(map[[32]byte]int32), cap: per}
+		c.shards[i] = shard{
+			idx:      make(map[[32]byte]int32),
+			maxLen:   max(1, entries/cacheShards),
+			maxBytes: max(1, maxBytes/cacheShards),
+		}
 	}
 	return c
 }
@@ -89,46 +106,74 @@ func (c *cache) get(key *[32]byte, now int64) (Result, bool) {
 	return e.res, true
 }
 
-// put adds or replaces the entry for key.
+// put adds or replaces the entry for key. An entry larger than a shard's
+// byte budget is not cached.
 func (c *cache) put(key *[32]byte, e cacheEntry, now int64) {
+	size := e.size()
 	s := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if size > s.maxBytes {
+		return
+	}
 	if i, ok := s.idx[*key]; ok {
-		s.slots[i].entry = e
-		return
+		s.remove(i)
 	}
-	if len(s.slots) < s.cap {
-		s.slots = append(s.slots, slot{key: *key, entry: e})
-		s.idx[*key] = int32(len(s.slots) - 1)
-		return
+	for len(s.idx) >= s.maxLen || s.bytes+size > s.maxBytes {
+		s.evictOne(now)
 	}
-	// Sweep for a slot not used since the hand last passed it. Void entries
-	// go first. Two turns always find one, since the first clears every bit.
-	for range 2 * s.cap {
-		sl := &s.slots[s.hand]
-		if !sl.entry.valid(now) || !sl.recent.Load() {
-			break
-		}
-		sl.recent.Store(false)
-		s.hand = (s.hand + 1) % s.cap
+	var i int32
+	if n := len(s.free); n > 0 {
+		i, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		s.slots = append(s.slots, slot{})
+		i = int32(len(s.slots) - 1)
 	}
-	sl := &s.slots[s.hand]
-	delete(s.idx, sl.key)
-	sl.key, sl.entry = *key, e
+	sl := &s.slots[i]
+	sl.used, sl.key, sl.entry = true, *key, e
 	sl.recent.Store(false)
-	s.idx[*key] = int32(s.hand)
-	s.hand = (s.hand + 1) % s.cap
+	s.idx[*key] = i
+	s.bytes += size
 }
 
-// len returns the number of entries, valid or not.
-func (c *cache) len() int {
-	n := 0
+// evictOne frees one slot: the first void entry or the first not used since
+// the hand last passed it. Two turns always find one, since the first clears
+// every bit. The shard must hold at least one entry.
+func (s *shard) evictOne(now int64) {
+	for range 2*len(s.slots) + 1 {
+		if s.hand >= len(s.slots) {
+			s.hand = 0
+		}
+		i := s.hand
+		s.hand++
+		sl := &s.slots[i]
+		if !sl.used {
+			continue
+		}
+		if !sl.entry.valid(now) || !sl.recent.Load() {
+			s.remove(int32(i))
+			return
+		}
+		sl.recent.Store(false)
+	}
+}
+
+func (s *shard) remove(i int32) {
+	sl := &s.slots[i]
+	delete(s.idx, sl.key)
+	s.bytes -= sl.entry.size()
+	sl.used, sl.entry = false, cacheEntry{}
+	s.free = append(s.free, i)
+}
+
+// stats returns the number of entries, valid or not, and their bytes.
+func (c *cache) stats() (entries, bytes int) {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
-		n += len(s.slots)
+		entries += len(s.idx)
+		bytes += s.bytes
 		s.mu.RUnlock()
 	}
-	return n
+	return entries, bytes
 }

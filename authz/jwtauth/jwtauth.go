@@ -59,6 +59,9 @@ type Config struct {
 	// CacheEntries bounds the verified-token cache. Default 100000; negative
 	// disables the cache.
 	CacheEntries int
+	// CacheBytes bounds the memory of the verified-token cache (claims and
+	// bookkeeping). Default 128 MiB; negative disables the cache.
+	CacheBytes int
 	// JWKSRefresh is how often key sets are fetched again. Default 5m.
 	JWKSRefresh time.Duration
 	// JWKSMinInterval is the least time between two fetches of one key set,
@@ -73,6 +76,7 @@ const (
 	DefaultLeeway          = 30 * time.Second
 	DefaultMaxTokenBytes   = 10 << 10
 	DefaultCacheEntries    = 100_000
+	DefaultCacheBytes      = 128 << 20
 	DefaultJWKSRefresh     = 5 * time.Minute
 	DefaultJWKSMinInterval = 30 * time.Second
 )
@@ -122,6 +126,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	cfg.JWKSMinInterval = orDefault(cfg.JWKSMinInterval, DefaultJWKSMinInterval)
 	cfg.MaxTokenBytes = orDefault(cfg.MaxTokenBytes, DefaultMaxTokenBytes)
 	cfg.CacheEntries = orDefault(cfg.CacheEntries, DefaultCacheEntries)
+	cfg.CacheBytes = orDefault(cfg.CacheBytes, DefaultCacheBytes)
 	if cfg.Leeway < 0 || cfg.JWKSRefresh < 0 || cfg.JWKSMinInterval < 0 || cfg.MaxTokenBytes < 0 {
 		return nil, errors.New("jwt verifier: negative durations and sizes are not allowed")
 	}
@@ -129,7 +134,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jwt verifier: %w", err)
 	}
-	c := newCache(cfg.CacheEntries)
+	c := newCache(cfg.CacheEntries, cfg.CacheBytes)
 	m, err := newMetrics(cfg.Registerer, c)
 	if err != nil {
 		return nil, fmt.Errorf("jwt verifier: %w", err)

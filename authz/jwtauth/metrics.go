@@ -38,7 +38,11 @@ func newMetrics(reg prometheus.Registerer, c *cache) (*metrics, error) {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "gatehouse", Subsystem: "jwt", Name: "cache_entries",
 			Help: "Entries in the verified-token cache.",
-		}, func() float64 { return float64(c.len()) }))
+		}, func() float64 { n, _ := c.stats(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: "gatehouse", Subsystem: "jwt", Name: "cache_bytes",
+				Help: "Approximate memory held by the verified-token cache.",
+			}, func() float64 { _, b := c.stats(); return float64(b) }))
 	}
 	m := &metrics{
 		cacheHits:   cacheLookups.WithLabelValues("hit"),

@@ -119,20 +119,74 @@ func cached(v *Verifier, tok string) bool {
 func TestCacheIsBounded(t *testing.T) {
 	k := keys(t)
 	ctx := context.Background()
-	const entries = 128
-	v := newVerifier(t, Config{CacheEntries: entries}, jwtProfile("p-hmac", hmacAuth(k.hmac)))
-	for i := range 2000 {
-		tok := signRaw(t, hdr("HS256", ""), claimsAt("p-hmac", map[string]any{"n": i}), "HS256", k.hmac)
-		if _, err := v.Verify(ctx, tok, testNow); err != nil {
+	tests := []struct {
+		name       string
+		cfg        Config
+		pad        int
+		maxEntries int
+		maxBytes   int
+		minEntries int // the cache is not merely empty
+	}{
+		{"by entries", Config{CacheEntries: 128}, 0, 128, DefaultCacheBytes, 64},
+		// About 1.5 KiB per entry, 4 KiB per shard: two entries a shard.
+		{"by bytes", Config{CacheBytes: 256 << 10}, 500, DefaultCacheEntries, 256 << 10, 64},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newVerifier(t, tt.cfg, jwtProfile("p-hmac", hmacAuth(k.hmac)))
+			pad := strings.Repeat("p", tt.pad)
+			for i := range 2000 {
+				tok := signRaw(t, hdr("HS256", ""), claimsAt("p-hmac", map[string]any{"n": i, "pad": pad}), "HS256", k.hmac)
+				if _, err := v.Verify(ctx, tok, testNow); err != nil {
+					t.Fatal(err)
+				}
+				// Refused tokens are never cached.
+				if _, err := v.Verify(ctx, tok+"x", testNow); err == nil {
+					t.Fatal("altered token verified")
+				}
+			}
+			n, b := v.cache.stats()
+			if n > tt.maxEntries || b > tt.maxBytes {
+				t.Errorf("cache holds %d entries in %d bytes, want at most %d in %d", n, b, tt.maxEntries, tt.maxBytes)
+			}
+			if n < tt.minEntries {
+				t.Errorf("cache holds only %d entries", n)
+			}
+		})
+	}
+}
+
+// TestCacheKeepsHotTokens checks the eviction order: a token in use survives
+// a stream of tokens seen once.
+func TestCacheKeepsHotTokens(t *testing.T) {
+	k := keys(t)
+	ctx := context.Background()
+	v := newVerifier(t, Config{CacheEntries: 4 * cacheShards}, jwtProfile("p-hmac", hmacAuth(k.hmac)))
+	hot := signRaw(t, hdr("HS256", ""), claimsAt("p-hmac", map[string]any{"hot": true}), "HS256", k.hmac)
+	for i := range 1000 {
+		if _, err := v.Verify(ctx, hot, testNow); err != nil {
 			t.Fatal(err)
 		}
-		// Refused tokens are never cached.
-		if _, err := v.Verify(ctx, tok+"x", testNow); err == nil {
-			t.Fatal("altered token verified")
+		once := signRaw(t, hdr("HS256", ""), claimsAt("p-hmac", map[string]any{"n": i}), "HS256", k.hmac)
+		if _, err := v.Verify(ctx, once, testNow); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if n := v.cache.len(); n > entries+cacheShards || n < entries/2 {
-		t.Errorf("cache holds %d entries, want about %d", n, entries)
+	if !cached(v, hot) {
+		t.Error("the token in use was evicted")
+	}
+}
+
+func TestCacheSkipsHugeEntries(t *testing.T) {
+	k := keys(t)
+	v := newVerifier(t, Config{CacheBytes: 64 << 10}, jwtProfile("p-hmac", hmacAuth(k.hmac)))
+	// One shard's budget is 1 KiB: this token verifies but is not cached.
+	tok := signRaw(t, hdr("HS256", ""), claimsAt("p-hmac", map[string]any{"pad": strings.Repeat("p", 2000)}), "HS256", k.hmac)
+	if _, err := v.Verify(context.Background(), tok, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if cached(v, tok) {
+		t.Error("an entry over the shard budget was cached")
 	}
 }
 
