@@ -3,13 +3,16 @@ package admin
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"gatehouse/authz/apitoken"
@@ -293,6 +296,53 @@ func TestRESTReadsEveryResource(t *testing.T) {
 			}
 			if r := e.rest("DELETE", tc.path+"missing", ""); r.code != 404 && (tc.name != "token" || r.code != 405) {
 				t.Errorf("delete unknown id: %d %s", r.code, r.body)
+			}
+		})
+	}
+}
+
+// fakeStatus is a StatusService with a fixed answer.
+type fakeStatus struct {
+	adminv1.UnimplementedStatusServiceServer
+}
+
+func (fakeStatus) ListNodes(context.Context, *adminv1.ListNodesRequest) (*adminv1.ListNodesResponse, error) {
+	return &adminv1.ListNodesResponse{PublishedRevision: 42}, nil
+}
+
+func TestRESTServesExtraServicesBehindAuth(t *testing.T) {
+	e := newEnv(t)
+	h, err := e.srv.HTTPHandler(context.Background(), HTTPConfig{Services: []func(context.Context, *runtime.ServeMux) error{
+		func(ctx context.Context, m *runtime.ServeMux) error {
+			return adminv1.RegisterStatusServiceHandlerServer(ctx, m, fakeStatus{})
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, authorization string
+		code                int
+	}{
+		{"no token", "", 401},
+		{"admin token", "Bearer " + e.token, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/v1/status/nodes", nil)
+			if tc.authorization != "" {
+				req.Header.Set("Authorization", tc.authorization)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.code {
+				t.Fatalf("GET /v1/status/nodes: %d %s, want %d", rec.Code, rec.Body, tc.code)
+			}
+			if tc.code != 200 {
+				return
+			}
+			got := &adminv1.ListNodesResponse{}
+			if err := protojson.Unmarshal(rec.Body.Bytes(), got); err != nil || got.PublishedRevision != 42 {
+				t.Errorf("body %s: %v", rec.Body, err)
 			}
 		})
 	}

@@ -52,7 +52,7 @@ func FuzzRESTCreate(f *testing.F) {
 		if !json.Valid(rec.Body.Bytes()) {
 			t.Fatalf("POST %s %q: body is not JSON: %s", path, body, rec.Body)
 		}
-		if rec.Code == http.StatusOK && strings.Contains(rec.Body.String(), `"hmac_secret"`) || strings.Contains(rec.Body.String(), `"secret_sha256"`) {
+		if rec.Code == http.StatusOK && (strings.Contains(rec.Body.String(), `"hmac_secret"`) || strings.Contains(rec.Body.String(), `"secret_sha256"`)) {
 			t.Fatalf("POST %s %q: response shows a secret: %s", path, body, rec.Body)
 		}
 	})

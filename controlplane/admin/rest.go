@@ -31,6 +31,10 @@ type HTTPConfig struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the control plane is ready to serve, for /readyz; nil means ready.
 	Ready func(context.Context) error
+	// Services register more gatehouse.admin.v1 services on the REST gateway, e.g.
+	// adminv1.RegisterStatusServiceHandlerServer for the xDS status. They are served under
+	// /v1/ behind the same authentication, error mapping and metrics as the admin services.
+	Services []func(context.Context, *runtime.ServeMux) error
 }
 
 // Interceptor returns the unary interceptor the gRPC server must install: it records metrics
@@ -84,7 +88,7 @@ func (s *Server) HTTPHandler(ctx context.Context, cfg HTTPConfig) (http.Handler,
 			return adminv1.RegisterAuditServiceHandlerServer(ctx, m, audits{s: s})
 		},
 	}
-	for _, reg := range regs {
+	for _, reg := range append(regs, cfg.Services...) {
 		if err := reg(ctx, gw); err != nil {
 			return nil, err
 		}
@@ -210,7 +214,7 @@ func routeHint(path string) string {
 		rest = rest[:i]
 	}
 	switch rest {
-	case "collections", "clients", "policies", "audit-events":
+	case "collections", "clients", "policies", "audit-events", "status":
 		return "/v1/" + rest
 	}
 	return "/v1/other"
