@@ -3,6 +3,7 @@
 //
 //	gatehouse-controlplane [serve] [flags]   run the control plane (default)
 //	gatehouse-controlplane admin-token       print a new admin token for GATEHOUSE_ADMIN_TOKEN
+//	gatehouse-controlplane bootstrap [flags] render the Envoy bootstrap of a gateway
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"syscall"
 
 	"gatehouse/controlplane/admin"
+	"gatehouse/controlplane/bootstrap"
 )
 
 func main() {
@@ -40,9 +42,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, tok)
 		return nil
+	case "bootstrap":
+		if code := bootstrap.Main(args, stdout, stderr); code != 0 {
+			return fmt.Errorf("bootstrap failed (exit code %d)", code)
+		}
+		return nil
 	case "serve":
 	default:
-		return fmt.Errorf("unknown command %q: use serve (default) or admin-token", cmd)
+		return fmt.Errorf("unknown command %q: use serve (default), admin-token or bootstrap", cmd)
 	}
 	cfg, level, err := parseFlags(args, stderr)
 	if err != nil {

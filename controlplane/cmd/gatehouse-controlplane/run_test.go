@@ -180,6 +180,10 @@ func TestCommandLine(t *testing.T) {
 	if tok := strings.TrimSpace(out.String()); apitoken.Check(apitoken.AdminPrefix, tok) != nil {
 		t.Errorf("admin-token printed %q", tok)
 	}
+	out.Reset()
+	if err := run([]string{"bootstrap", "--node-id=gw-1"}, &out, &errOut); err != nil || !strings.Contains(out.String(), `id: "gw-1"`) {
+		t.Errorf("bootstrap: %v\n%s", err, out.String())
+	}
 	if err := run([]string{"frobnicate"}, &out, &errOut); err == nil {
 		t.Error("an unknown command was accepted")
 	}
