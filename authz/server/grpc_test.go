@@ -64,7 +64,7 @@ type env struct {
 	cfg     Config
 }
 
-func newEnv(t *testing.T, withConfig bool, hops int) *env {
+func newEnv(t testing.TB, withConfig bool, hops int) *env {
 	t.Helper()
 	e := &env{fx: checktest.New(time.Now()), reg: prometheus.NewRegistry(), logs: &syncBuffer{mu: make(chanMutex, 1)}}
 	e.checker = check.New(check.Config{TrustedHops: hops})
@@ -96,7 +96,7 @@ func newEnv(t *testing.T, withConfig bool, hops int) *env {
 }
 
 // swap applies cfg as the sidecar's config callback does.
-func (e *env) swap(t *testing.T, cfg *authzv1.Config) {
+func (e *env) swap(t testing.TB, cfg *authzv1.Config) {
 	t.Helper()
 	if err := e.checker.Swap(context.Background(), cfg); err != nil {
 		t.Fatal(err)
