@@ -16,10 +16,11 @@ import (
 
 // Paths of the HTTP server.
 const (
-	// CheckPath serves the HTTP check with Envoy http_service semantics at every path not
-	// taken by another route: Envoy (path_prefix empty) sends the original method and path;
-	// nginx and Caddy send them in X-Original-* or X-Forwarded-* headers instead.
-	CheckPath = "/"
+	// CheckPath is the prefix of the HTTP check with Envoy http_service semantics: Envoy
+	// (path_prefix "/check") appends the original path to it; nginx and Caddy send the
+	// original method and URI in X-Original-* or X-Forwarded-* headers instead. A prefix of
+	// its own keeps caller paths apart from /healthz, /readyz and /metrics.
+	CheckPath = "/check"
 	// AuthRequestPath is the check for nginx auth_request, which passes only 2xx, 401 and 403
 	// through: refusals also carry their status and problem body in the X-Gatehouse-Status
 	// and X-Gatehouse-Problem headers, for an error_page location to replay.
@@ -38,14 +39,14 @@ const (
 )
 
 // NewHTTPHandler returns the HTTP check endpoints, /healthz, /readyz and, when gatherer is
-// set, /metrics. Those paths and /auth-request are not checked, so the control plane keeps
-// collections from being named after them.
+// set, /metrics.
 func NewHTTPHandler(cfg Config, gatherer prometheus.Gatherer) http.Handler {
 	cfg = cfg.withDefaults()
 	mux := http.NewServeMux()
 	hc := &httpCheck{cfg: cfg}
 	hc.pool.New = func() any { return new(scratch) }
-	mux.Handle(CheckPath, hc.handler("", false))
+	mux.Handle(CheckPath, hc.handler(CheckPath, false))
+	mux.Handle(CheckPath+"/", hc.handler(CheckPath, false))
 	mux.Handle(AuthRequestPath, hc.handler(AuthRequestPath, true))
 	mux.HandleFunc(HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -88,7 +89,7 @@ func (hc *httpCheck) handler(prefix string, replay bool) http.Handler {
 // RequestFromHTTP turns an HTTP check request into the pipeline's Request. The original
 // method and URI come from X-Original-Method/X-Original-URI (nginx) or
 // X-Forwarded-Method/X-Forwarded-Uri (Caddy, Traefik); without them the request itself is
-// the original one (Envoy http_service), its path after prefix. The source is the peer: the
+// the original one, its path after prefix (Envoy http_service). The source is the peer: the
 // proxy, so X-Forwarded-For needs a trusted hop.
 func RequestFromHTTP(req *http.Request, prefix string) check.Request {
 	h := httpHeaders(req.Header)

@@ -23,19 +23,19 @@ func TestHTTPCheck(t *testing.T) {
 		wantHeaders map[string]string
 		wantCode    string
 	}{
-		{"envoy http_service prefix form", "GET", "/sales/orders/o-5?x=1", map[string][]string{"Api-Token": {tok}}, 200,
+		{"envoy http_service prefix form", "GET", "/check/sales/orders/o-5?x=1", map[string][]string{"Api-Token": {tok}}, 200,
 			map[string]string{"X-Gatehouse-Profile-Id": "prof-sales", "X-Gatehouse-Param-Id": "o-5", "X-Gatehouse-Jwt-Claims": "",
 				"X-Gatehouse-Token-Id": checktest.TokenSales, "X-Envoy-Auth-Headers-To-Remove": "api-token, authorization"}, ""},
 		{"nginx original headers", "GET", "/auth-request", map[string][]string{"API-TOKEN": {tok}, "X-Original-Method": {"POST"}, "X-Original-Uri": {"/sales/orders"}}, 200,
 			map[string]string{"X-Gatehouse-Endpoint-Id": checktest.EndpointCreate}, ""},
-		{"caddy forwarded headers", "GET", "/caddy-asks-here", map[string][]string{"Api-Token": {tok}, "X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/sales/orders/o-6"}}, 200,
+		{"caddy forwarded headers", "GET", "/check", map[string][]string{"Api-Token": {tok}, "X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/sales/orders/o-6"}}, 200,
 			map[string]string{"X-Gatehouse-Param-Id": "o-6", "X-Gatehouse-Auth-Method": "api_token"}, ""},
-		{"two api-token headers", "GET", "/sales/orders", map[string][]string{"Api-Token": {tok, tok}}, 401,
+		{"two api-token headers", "GET", "/check/sales/orders", map[string][]string{"Api-Token": {tok, tok}}, 401,
 			map[string]string{"Www-Authenticate": `API-Token realm="gatehouse"`, "Content-Type": "application/problem+json"}, "invalid_credentials"},
-		{"missing credentials", "GET", "/sales/orders", nil, 401, nil, "missing_credentials"},
+		{"missing credentials", "GET", "/check/sales/orders", nil, 401, nil, "missing_credentials"},
 		{"nginx replay headers on refusal", "GET", "/auth-request", map[string][]string{"Api-Token": {e.fx.Secret(checktest.TokenHR)}, "X-Original-Uri": {"/sales/orders"}}, 403,
 			map[string]string{"X-Gatehouse-Status": "403"}, "collection_not_allowed"},
-		{"not found", "GET", "/nothing", nil, 404, map[string]string{"X-Gatehouse-Status": ""}, "endpoint_not_found"},
+		{"not found", "GET", "/check/nothing", nil, 404, map[string]string{"X-Gatehouse-Status": ""}, "endpoint_not_found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,7 +92,7 @@ func TestHTTPHealthReadyMetrics(t *testing.T) {
 	if code, _ := get("/readyz"); code != 200 {
 		t.Errorf("/readyz after config = %d, want 200", code)
 	}
-	get("/sales/orders")
+	get("/check/sales/orders")
 	code, body := get("/metrics")
 	if code != 200 || !strings.Contains(body, `gatehouse_authz_decisions_total{code="missing_credentials",result="deny"} 1`) ||
 		!strings.Contains(body, `gatehouse_authz_decision_duration_seconds_count{api="http"} 1`) {
