@@ -5,15 +5,20 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"slices"
 	"strconv"
+	"sync"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 // Resources is one compile output: the resources of every served type, keyed by type URL
@@ -36,81 +41,59 @@ type typeSet struct {
 // cache.Snapshot only indexes the Envoy types it knows, so the authz types would be dropped.
 // Versions are per type: a type keeps its version while its content is unchanged, so a SotW
 // client is only sent the types a revision changed.
+//
+// Each resource is encoded once, here, and served as that encoding (see encoded): without it
+// every response on every stream marshals the route table again.
 type snapshot struct {
 	revision uint64
 	types    map[string]*typeSet
 	bytes    int
-	// routes holds the digests of every route of the route tables, validated.
-	routes map[digest]struct{}
+	// routes holds a hash of the encoding of every route of the route tables, all validated.
+	routes map[uint64]struct{}
+	// seed is the seed of the route hashes; it passes from snapshot to snapshot.
+	seed maphash.Seed
 }
 
 var _ cache.ResourceSnapshot = (*snapshot)(nil)
 
-// digest is a truncated SHA-256 of a deterministic encoding: a content identity.
-type digest [16]byte
-
-// buildSnapshot indexes, hashes and validates res. A type whose content equals the one in prev
-// keeps prev's version; a changed type gets the revision as its version. Resources (and routes
-// of a route table) whose encoding equals one in prev were validated then and are not again,
-// so a one-endpoint change validates one route, not all of them.
+// buildSnapshot indexes, encodes, hashes and validates res. A type whose content equals the one
+// in prev keeps prev's version; a changed type gets the revision as its version. Resources (and
+// routes of a route table) whose encoding equals one in prev were validated then and are not
+// again, so a one-endpoint change validates one route, not all of them.
 func buildSnapshot(rev uint64, res Resources, prev *snapshot) (*snapshot, error) {
-	s := &snapshot{revision: rev, types: make(map[string]*typeSet, len(res)), routes: map[digest]struct{}{}}
-	h := &hasher{mo: proto.MarshalOptions{Deterministic: true}, prev: prev, next: s}
-	var errs []error
+	s := &snapshot{revision: rev, types: make(map[string]*typeSet, len(res)), routes: map[uint64]struct{}{}}
+	s.seed = maphash.MakeSeed()
+	var old *snapshot
+	if prev != nil {
+		s.seed, old = prev.seed, prev
+	}
+	// Types are independent: encode them in parallel, the route table beside the 10,000 authz
+	// endpoints.
+	type result struct {
+		ts     *typeSet
+		routes []uint64
+		err    error
+	}
+	results := make(map[string]*result, len(res))
+	var wg sync.WaitGroup
 	for typeURL, msgs := range res {
-		ts := &typeSet{
-			items:    make(map[string]types.ResourceWithTTL, len(msgs)),
-			plain:    make(map[string]types.Resource, len(msgs)),
-			versions: make(map[string]string, len(msgs)),
+		r := &result{}
+		results[typeURL] = r
+		wg.Go(func() { r.ts, r.routes, r.err = buildType(rev, typeURL, msgs, old, s.seed) })
+	}
+	wg.Wait()
+	var errs []error
+	for _, typeURL := range slices.Sorted(maps.Keys(results)) {
+		r := results[typeURL]
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
 		}
-		var old *typeSet
-		if prev != nil {
-			old = prev.types[typeURL]
+		s.types[typeURL] = r.ts
+		s.bytes += r.ts.bytes
+		for _, h := range r.routes {
+			s.routes[h] = struct{}{}
 		}
-		names := make([]string, 0, len(msgs))
-		for _, m := range msgs {
-			name := cache.GetResourceName(m)
-			if name == "" {
-				return nil, fmt.Errorf("%s: resource without a name", typeURL)
-			}
-			if _, dup := ts.items[name]; dup {
-				return nil, fmt.Errorf("%s: duplicate resource %q", typeURL, name)
-			}
-			if full := m.ProtoReflect().Descriptor().FullName(); typeURL != resource.APITypePrefix+string(full) {
-				return nil, fmt.Errorf("%s: resource %q is a %s", typeURL, name, full)
-			}
-			sum, n, err := h.resource(m)
-			if err != nil {
-				return nil, fmt.Errorf("%s %q: %w", typeURL, name, err)
-			}
-			version := hex.EncodeToString(sum[:12])
-			if old == nil || old.versions[name] != version {
-				if err := h.validate(m); err != nil && len(errs) < 10 {
-					errs = append(errs, fmt.Errorf("%s %q: %w", typeURL, name, err))
-				}
-			}
-			ts.items[name] = types.ResourceWithTTL{Resource: m}
-			ts.plain[name] = m
-			ts.versions[name] = version
-			ts.bytes += n
-			names = append(names, name)
-		}
-		// The type hash covers names and per-resource hashes in name order, so it does not
-		// depend on the order compile emitted them in.
-		slices.Sort(names)
-		th := sha256.New()
-		for _, n := range names {
-			th.Write([]byte(n))
-			th.Write([]byte{0})
-			th.Write([]byte(ts.versions[n]))
-		}
-		copy(ts.hash[:], th.Sum(nil))
-		ts.version = strconv.FormatUint(rev, 10)
-		if old != nil && old.hash == ts.hash {
-			ts.version = old.version
-		}
-		s.types[typeURL] = ts
-		s.bytes += ts.bytes
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -118,58 +101,89 @@ func buildSnapshot(rev uint64, res Resources, prev *snapshot) (*snapshot, error)
 	return s, nil
 }
 
-// hasher encodes resources for their content hashes. A route table is hashed route by route so
-// that validation can skip the routes the previous snapshot already had.
-type hasher struct {
-	mo   proto.MarshalOptions
-	buf  []byte
-	prev *snapshot
-	next *snapshot
-	// routeSums are the route digests of the route table being hashed, for validate.
-	routeSums []digest
-}
-
-func (h *hasher) sum(m proto.Message) (digest, int, error) {
-	var err error
-	h.buf, err = h.mo.MarshalAppend(h.buf[:0], m)
-	if err != nil {
-		return digest{}, 0, err
+// buildType encodes, hashes and validates the resources of one type. It returns the hashes of
+// the routes of a route table type.
+func buildType(rev uint64, typeURL string, msgs []proto.Message, prev *snapshot, seed maphash.Seed) (*typeSet, []uint64, error) {
+	ts := &typeSet{
+		items:    make(map[string]types.ResourceWithTTL, len(msgs)),
+		plain:    make(map[string]types.Resource, len(msgs)),
+		versions: make(map[string]string, len(msgs)),
 	}
-	full := sha256.Sum256(h.buf)
-	return digest(full[:16]), len(h.buf), nil
-}
-
-// resource returns the content digest and encoded size of m.
-func (h *hasher) resource(m proto.Message) (digest, int, error) {
-	rc, ok := m.(*route.RouteConfiguration)
-	if !ok {
-		return h.sum(m)
+	var old *typeSet
+	var known map[uint64]struct{}
+	if prev != nil {
+		old, known = prev.types[typeURL], prev.routes
 	}
-	shell, routes := splitRoutes(rc)
-	sd, total, err := h.sum(shell)
-	if err != nil {
-		return digest{}, 0, err
-	}
-	hh := sha256.New()
-	hh.Write(sd[:])
-	h.routeSums = h.routeSums[:0]
-	for _, r := range routes {
-		d, n, err := h.sum(r)
-		if err != nil {
-			return digest{}, 0, err
+	mo := proto.MarshalOptions{Deterministic: true}
+	var errs []error
+	var routes []uint64
+	names := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		name := cache.GetResourceName(m)
+		if name == "" {
+			return nil, nil, fmt.Errorf("%s: resource without a name", typeURL)
 		}
-		total += n
-		hh.Write(d[:])
-		h.routeSums = append(h.routeSums, d)
-		h.next.routes[d] = struct{}{}
+		if _, dup := ts.items[name]; dup {
+			return nil, nil, fmt.Errorf("%s: duplicate resource %q", typeURL, name)
+		}
+		if full := m.ProtoReflect().Descriptor().FullName(); typeURL != resource.APITypePrefix+string(full) {
+			return nil, nil, fmt.Errorf("%s: resource %q is a %s", typeURL, name, full)
+		}
+		b, err := mo.Marshal(m)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s %q: marshal: %w", typeURL, name, err)
+		}
+		sum := sha256.Sum256(b)
+		version := hex.EncodeToString(sum[:12])
+		if old == nil || old.versions[name] != version {
+			if err := validateResource(m, b, seed, known); err != nil && len(errs) < 10 {
+				errs = append(errs, fmt.Errorf("%s %q: %w", typeURL, name, err))
+			}
+		}
+		if _, ok := m.(*route.RouteConfiguration); ok {
+			if err := eachRoute(b, func(r []byte) { routes = append(routes, maphash.Bytes(seed, r)) }); err != nil {
+				return nil, nil, fmt.Errorf("%s %q: %w", typeURL, name, err)
+			}
+		}
+		raw := encoded(b)
+		ts.items[name] = types.ResourceWithTTL{Resource: raw}
+		ts.plain[name] = raw
+		ts.versions[name] = version
+		ts.bytes += len(b)
+		names = append(names, name)
 	}
-	var out digest
-	copy(out[:], hh.Sum(nil))
-	return out, total, nil
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	// The type hash covers names and per-resource hashes in name order, so it does not depend
+	// on the order compile emitted them in.
+	slices.Sort(names)
+	th := sha256.New()
+	for _, n := range names {
+		th.Write([]byte(n))
+		th.Write([]byte{0})
+		th.Write([]byte(ts.versions[n]))
+	}
+	copy(ts.hash[:], th.Sum(nil))
+	ts.version = strconv.FormatUint(rev, 10)
+	if old != nil && old.hash == ts.hash {
+		ts.version = old.version
+	}
+	return ts, routes, nil
 }
 
-// validate runs m's PGV rules; for the route table hashed last, only on routes that are new.
-func (h *hasher) validate(m proto.Message) error {
+// encoded serves a resource as its encoding. go-control-plane marshals each resource of each
+// response with proto.Marshal and wraps the bytes in an Any of the request's type URL; an Empty
+// whose unknown fields hold the encoding marshals to exactly those bytes, so the work is a copy.
+func encoded(b []byte) proto.Message {
+	m := &emptypb.Empty{}
+	m.ProtoReflect().SetUnknown(b)
+	return m
+}
+
+// validateResource runs m's PGV rules. For a route table (encoded as b) only routes whose
+// encoding is not in known are validated, and the table itself without its routes.
+func validateResource(m proto.Message, b []byte, seed maphash.Seed, known map[uint64]struct{}) error {
 	rc, ok := m.(*route.RouteConfiguration)
 	if !ok {
 		if v, ok := m.(allValidator); ok {
@@ -182,17 +196,62 @@ func (h *hasher) validate(m proto.Message) error {
 	if err := shell.ValidateAll(); err != nil {
 		errs = append(errs, err)
 	}
-	for i, r := range routes {
-		if h.prev != nil {
-			if _, seen := h.prev.routes[h.routeSums[i]]; seen {
-				continue
-			}
+	i := 0
+	err := eachRoute(b, func(rb []byte) {
+		if i >= len(routes) {
+			return
+		}
+		r := routes[i]
+		i++
+		if _, seen := known[maphash.Bytes(seed, rb)]; seen {
+			return
 		}
 		if err := r.ValidateAll(); err != nil {
 			errs = append(errs, fmt.Errorf("route %q: %w", r.GetName(), err))
 		}
+	})
+	if err != nil {
+		return err
 	}
 	return errors.Join(errs...)
+}
+
+// eachRoute calls fn with the encoding of every route of an encoded RouteConfiguration, in
+// order. A nested message is encoded exactly as it is alone, so these are the routes' own
+// encodings, found without marshaling them again.
+func eachRoute(rc []byte, fn func([]byte)) error {
+	const vhostsField, routesField = 2, 3 // RouteConfiguration.virtual_hosts, VirtualHost.routes
+	return eachField(rc, vhostsField, func(vh []byte) error {
+		return eachField(vh, routesField, func(r []byte) error { fn(r); return nil })
+	})
+}
+
+// eachField calls fn with the payload of every length-delimited field num of an encoding.
+func eachField(b []byte, num protowire.Number, fn func([]byte) error) error {
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return fmt.Errorf("decode route table: %w", protowire.ParseError(l))
+		}
+		b = b[l:]
+		if n == num && typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(b)
+			if l < 0 {
+				return fmt.Errorf("decode route table: %w", protowire.ParseError(l))
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+			b = b[l:]
+			continue
+		}
+		l = protowire.ConsumeFieldValue(n, typ, b)
+		if l < 0 {
+			return fmt.Errorf("decode route table: %w", protowire.ParseError(l))
+		}
+		b = b[l:]
+	}
+	return nil
 }
 
 // splitRoutes returns a copy of rc whose virtual hosts have no routes, and the routes in order.
