@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,15 +76,32 @@ type scratch struct {
 // Envoy's failure_mode_allow can never turn a malformed request into an allowed one.
 func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	s := a.pool.Get().(*scratch)
 	r := RequestFromCheck(req)
-	a.cfg.Decider.Decide(ctx, &r, &s.d)
-	resp := s.checkResponse(req)
+	headers := r.Headers.(check.MapHeaders)
+	return a.decide(ctx, start, &r, func(f func(string)) {
+		for k := range headers {
+			f(k)
+		}
+	}), nil
+}
+
+// checkWire decides a request decoded from the wire by the server's codec.
+func (a *Authorization) checkWire(ctx context.Context, w *wireRequest) *authv3.CheckResponse {
+	start := time.Now()
+	r := w.toRequest()
+	return a.decide(ctx, start, &r, w.eachName)
+}
+
+// decide runs the pipeline and renders the response; names lists the inbound header names.
+func (a *Authorization) decide(ctx context.Context, start time.Time, r *check.Request, names func(func(string))) *authv3.CheckResponse {
+	s := a.pool.Get().(*scratch)
+	a.cfg.Decider.Decide(ctx, r, &s.d)
+	resp := s.checkResponse(names)
 	a.cfg.Metrics.decided(apiGRPC, s.d.Code, time.Since(start))
-	logDecision(ctx, a.cfg.Logger, &r, &s.d)
+	logDecision(ctx, a.cfg.Logger, r, &s.d)
 	s.headers, s.body = s.headers[:0], s.body[:0]
 	a.pool.Put(s)
-	return resp, nil
+	return resp
 }
 
 // RequestFromCheck turns Envoy's CheckRequest into the pipeline's Request. Missing parts
@@ -132,13 +150,13 @@ func rawHeaders(hm *corev3.HeaderMap) check.MapHeaders {
 }
 
 // checkResponse renders the decision for Envoy.
-func (s *scratch) checkResponse(req *authv3.CheckRequest) *authv3.CheckResponse {
+func (s *scratch) checkResponse(names func(func(string))) *authv3.CheckResponse {
 	d := &s.d
 	if d.Allowed() {
 		s.headers = d.AppendUpstream(s.headers[:0])
 		ok := &authv3.OkHttpResponse{
 			Headers:         headerOptions(s.headers),
-			HeadersToRemove: headersToRemove(d, req.GetAttributes().GetRequest().GetHttp().GetHeaders()),
+			HeadersToRemove: headersToRemove(d, names),
 		}
 		if d.Limited {
 			ok.ResponseHeadersToAdd = headerOptions(d.AppendLimitHeaders(s.headers[:0]))
@@ -162,14 +180,14 @@ func (s *scratch) checkResponse(req *authv3.CheckRequest) *authv3.CheckResponse 
 // headersToRemove lists the credential headers and every inbound x-gatehouse-* header the
 // decision does not set: Envoy strips them before ext_authz, and this keeps a spoofed copy
 // from surviving when that filter is missing.
-func headersToRemove(d *check.Decision, in map[string]string) []string {
+func headersToRemove(d *check.Decision, names func(func(string))) []string {
 	out := make([]string, 0, 2)
 	out = append(out, check.HeaderAPIToken, check.HeaderAuthorization)
-	for k := range in {
-		if strings.HasPrefix(k, check.OwnedHeaderPrefix) && !d.Sets(k) {
+	names(func(k string) {
+		if strings.HasPrefix(k, check.OwnedHeaderPrefix) && !d.Sets(k) && !slices.Contains(out, k) {
 			out = append(out, k)
 		}
-	}
+	})
 	return out
 }
 

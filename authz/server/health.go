@@ -1,8 +1,6 @@
 package server
 
 import (
-	"runtime"
-
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -39,12 +37,13 @@ func (h *Health) SetReady(ready bool) {
 func (h *Health) Shutdown() { h.srv.Shutdown() }
 
 // NewGRPCServer returns a gRPC server with the ext_authz service and health registered.
-// Streams are served by a fixed pool of goroutines, one per CPU, rather than a new goroutine
-// per call: Envoy sends many short unary calls, and the pool keeps their stacks warm.
+// Check requests are decoded from the wire only as far as a decision needs (wireCodec).
 func NewGRPCServer(cfg Config, h *Health, opts ...grpc.ServerOption) *grpc.Server {
-	opts = append([]grpc.ServerOption{grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0)))}, opts...)
+	opts = append([]grpc.ServerOption{
+		grpc.ForceServerCodecV2(newWireCodec()),
+	}, opts...)
 	s := grpc.NewServer(opts...)
-	authv3.RegisterAuthorizationServer(s, NewAuthorization(cfg))
+	s.RegisterService(&wireServiceDesc, NewAuthorization(cfg))
 	healthpb.RegisterHealthServer(s, h.srv)
 	return s
 }
