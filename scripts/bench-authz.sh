@@ -3,7 +3,10 @@
 # by the same load generator in the same run, then its latency at half of its own throughput,
 # then its memory across 1,000,000 calls with random invalid tokens.
 #
-# Environment: DURATION (default 10s per throughput run), CONCURRENCY (64), BIN (bin).
+# Environment: DURATION (default 10s per run), CONCURRENCY (64 calls in flight for throughput),
+# HALF_CONCURRENCY (8 calls in flight at half load: enough to keep the rate, few enough not to
+# queue), INVALID_CALLS (1000000), BIN (bin). The numbers are only as quiet as the machine: the
+# load average is printed with them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -51,6 +54,7 @@ for round in 1 2; do
   a=$(load -addr "127.0.0.1:$authz_port" -duration "$DURATION")
   echo "round $round noop:  $n"
   echo "round $round authz: $a"
+  echo "round $round ratio: $(python3 -c "print(round($(json req_per_s <<<"$a") / $(json req_per_s <<<"$n"), 3))")"
   [ "$(json allowed <<<"$a")" = "$(json requests <<<"$a")" ] || { echo "authz refused calls of a valid token" >&2; exit 1; }
   best_noop=$(python3 -c "print(max($best_noop, $(json req_per_s <<<"$n")))")
   best_authz=$(python3 -c "print(max($best_authz, $(json req_per_s <<<"$a")))")
@@ -58,7 +62,8 @@ done
 ratio=$(python3 -c "print(round($best_authz / $best_noop, 3))")
 
 half=$(python3 -c "print(int($best_authz / 2))")
-h=$(load -addr "127.0.0.1:$authz_port" -duration "$DURATION" -rate "$half")
+h=$("$BIN/gatehouse-authz-load" run -token "$token" -addr "127.0.0.1:$authz_port" -duration "$DURATION" \
+  -rate "$half" -concurrency "${HALF_CONCURRENCY:-8}" -conns 1)
 echo "half load ($half/s): $h"
 
 rss_before=$(rss_kb "$authz_pid")
@@ -73,4 +78,5 @@ no-op ext_authz       $(printf '%.0f' "$best_noop") req/s
 ratio                 $ratio (target >= 0.85)
 half load p50 / p99   $(json p50_us <<<"$h") us / $(json p99_us <<<"$h") us (target p99 < 1000 us)
 RSS before / after    ${rss_before} kB / ${rss_after} kB across $(json requests <<<"$inv") invalid-token calls
+load average          $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs
 REPORT
