@@ -2,12 +2,15 @@ package xds
 
 import (
 	"context"
+	"sort"
 	"testing"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/status"
 )
 
@@ -128,5 +131,41 @@ func TestGuardSotW(t *testing.T) {
 	c2.send(&discovery.DiscoveryRequest{Node: node, TypeUrl: TypeAuthzEndpoint})
 	if r := c2.next(5 * time.Second); r.GetVersionInfo() != "3" {
 		t.Fatalf("reconnected node got %v, want version 3", r)
+	}
+}
+
+// TestGatewaysGetNoAPIListener subscribes to all listeners as an Envoy gateway and as another
+// client: only the latter gets the proxyless api_listener, which Envoy does not take over LDS.
+func TestGatewaysGetNoAPIListener(t *testing.T) {
+	s := startServer(t)
+	if err := s.Publish(context.Background(), 1, newFixture(1, "127.0.0.1:8081").resources(t)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		node *core.Node
+		want []string
+	}{
+		{"envoy", &core.Node{Id: "gw", UserAgentName: "envoy"}, []string{"gatehouse-public"}},
+		{"proxyless", &core.Node{Id: "app", UserAgentName: "gRPC Go"}, []string{"gatehouse-grpc", "gatehouse-public"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newSotwClient(t, s)
+			c.send(&discovery.DiscoveryRequest{Node: tt.node, TypeUrl: resource.ListenerType})
+			r := c.next(5 * time.Second)
+			var got []string
+			for _, a := range r.GetResources() {
+				var l listenerv3.Listener
+				if err := a.UnmarshalTo(&l); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, l.GetName())
+			}
+			sort.Strings(got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("listeners (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -27,9 +28,14 @@ import (
 // DefaultAddr is the platform's xDS (ADS) port.
 const DefaultAddr = ":18000"
 
-// group is the one snapshot key: every node gets the same config. The NACK guard works per
-// node on top of it.
-const group = "gatehouse"
+// Snapshot groups. Every node gets the same config, except that Envoy gateways are not sent the
+// api_listener for proxyless gRPC clients: Envoy accepts an api_listener only from its
+// bootstrap and warns on every LDS update that carries one. The NACK guard works per node on
+// top of the groups.
+const (
+	groupProxyless = "proxyless"
+	groupGateway   = "gateway"
+)
 
 // ErrInvalidSnapshot is wrapped by Publish when a snapshot fails validation; the last good
 // snapshot stays served.
@@ -67,7 +73,8 @@ type Server struct {
 
 	mu           sync.Mutex // guards the fields below and orders publishes
 	lis          net.Listener
-	current      *snapshot
+	current      *snapshot // what proxyless clients and sidecars get
+	gateway      *snapshot // current without the api_listener
 	rejected     uint64
 	lastRejected string
 }
@@ -196,10 +203,16 @@ func (s *Server) Publish(ctx context.Context, rev uint64, res Resources) error {
 		s.log.Error("xds snapshot refused; serving the last good one", "revision", rev, "error", err)
 		return fmt.Errorf("publish revision %d: %w: %w", rev, ErrInvalidSnapshot, err)
 	}
-	if err := s.cache.SetSnapshot(ctx, group, snap); err != nil {
+	gw := snap.without(resource.ListenerType, GRPCListener, s.gateway)
+	// Gateways first: a proxyless client of a route change can wait a moment longer than the
+	// proxy that carries the traffic.
+	if err := s.cache.SetSnapshot(ctx, groupGateway, gw); err != nil {
 		return fmt.Errorf("publish revision %d: %w", rev, err)
 	}
-	s.current = snap
+	if err := s.cache.SetSnapshot(ctx, groupProxyless, snap); err != nil {
+		return fmt.Errorf("publish revision %d: %w", rev, err)
+	}
+	s.current, s.gateway = snap, gw
 	s.metrics.publishes.WithLabelValues("ok").Inc()
 	s.metrics.snapshotBytes.Set(float64(snap.bytes))
 	s.metrics.snapshotRev.Set(float64(rev))
@@ -222,11 +235,16 @@ func (s *Server) ListNodes(context.Context, *adminv1.ListNodesRequest) (*adminv1
 	return out, nil
 }
 
-// groupHash maps every node to the one snapshot.
+// groupHash maps Envoy nodes to the gateway snapshot and every other node to the full one.
 type groupHash struct{}
 
 // ID implements cache.NodeHash.
-func (groupHash) ID(*core.Node) string { return group }
+func (groupHash) ID(n *core.Node) string {
+	if n.GetUserAgentName() == "envoy" {
+		return groupGateway
+	}
+	return groupProxyless
+}
 
 // logAdapter feeds go-control-plane's logger interface into slog. Its info lines are per watch
 // and go to debug.

@@ -117,7 +117,6 @@ func buildType(rev uint64, typeURL string, msgs []proto.Message, prev *snapshot,
 	mo := proto.MarshalOptions{Deterministic: true}
 	var errs []error
 	var routes []uint64
-	names := make([]string, 0, len(msgs))
 	for _, m := range msgs {
 		name := cache.GetResourceName(m)
 		if name == "" {
@@ -150,26 +149,68 @@ func buildType(rev uint64, typeURL string, msgs []proto.Message, prev *snapshot,
 		ts.plain[name] = raw
 		ts.versions[name] = version
 		ts.bytes += len(b)
-		names = append(names, name)
 	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
 	}
-	// The type hash covers names and per-resource hashes in name order, so it does not depend
-	// on the order compile emitted them in.
-	slices.Sort(names)
-	th := sha256.New()
-	for _, n := range names {
-		th.Write([]byte(n))
-		th.Write([]byte{0})
-		th.Write([]byte(ts.versions[n]))
-	}
-	copy(ts.hash[:], th.Sum(nil))
+	ts.hash = typeHash(ts.versions)
 	ts.version = strconv.FormatUint(rev, 10)
 	if old != nil && old.hash == ts.hash {
 		ts.version = old.version
 	}
 	return ts, routes, nil
+}
+
+// without returns s less one resource, sharing everything else. The changed type keeps prev's
+// version while its content equals prev's. A snapshot without that resource is s itself.
+func (s *snapshot) without(typeURL, name string, prev *snapshot) *snapshot {
+	ts, ok := s.types[typeURL]
+	if !ok {
+		return s
+	}
+	if _, ok := ts.items[name]; !ok {
+		return s
+	}
+	out := *s
+	out.types = maps.Clone(s.types)
+	nts := &typeSet{
+		items:    maps.Clone(ts.items),
+		plain:    maps.Clone(ts.plain),
+		versions: maps.Clone(ts.versions),
+		bytes:    ts.bytes,
+	}
+	delete(nts.items, name)
+	delete(nts.plain, name)
+	delete(nts.versions, name)
+	out.bytes -= ts.bytes
+	nts.bytes = 0
+	for _, m := range nts.items {
+		nts.bytes += proto.Size(m.Resource)
+	}
+	out.bytes += nts.bytes
+	nts.hash = typeHash(nts.versions)
+	nts.version = strconv.FormatUint(s.revision, 10)
+	if prev != nil {
+		if old, ok := prev.types[typeURL]; ok && old.hash == nts.hash {
+			nts.version = old.version
+		}
+	}
+	out.types[typeURL] = nts
+	return &out
+}
+
+// typeHash covers names and per-resource versions in name order, so it does not depend on the
+// order compile emitted the resources in.
+func typeHash(versions map[string]string) [sha256.Size]byte {
+	th := sha256.New()
+	for _, n := range slices.Sorted(maps.Keys(versions)) {
+		th.Write([]byte(n))
+		th.Write([]byte{0})
+		th.Write([]byte(versions[n]))
+	}
+	var out [sha256.Size]byte
+	copy(out[:], th.Sum(nil))
+	return out
 }
 
 // encoded serves a resource as its encoding. go-control-plane marshals each resource of each
