@@ -60,8 +60,9 @@ type Decision struct {
 	Profile *Profile
 	// Auth is the kind of credential the request carried.
 	Auth AuthKind
-	// TokenID is the id of the API token that authenticated.
+	// TokenID is the id of the API token that authenticated; Token is that token.
 	TokenID string
+	Token   *Token
 	// Params are the endpoint's path parameters.
 	Params []Param
 	// Claims is the base64url (unpadded) verified JWT claims JSON.

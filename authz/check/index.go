@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"gatehouse/authz/limit"
 	authzv1 "gatehouse/proto/gatehouse/authz/v1"
@@ -33,6 +34,7 @@ type Endpoint struct {
 	Template     string
 	Active       bool
 	segs         []segment
+	memo         atomic.Value
 }
 
 // segment is one path segment of a template: a literal, or a parameter whose header name is
@@ -79,6 +81,7 @@ type Profile struct {
 	// policy is nil when the profile has no policy or its policy limits nothing.
 	policy *limit.Policy
 	key    limit.Key
+	memo   atomic.Value
 }
 
 // Token is one accepted API token.
@@ -87,7 +90,19 @@ type Token struct {
 	Profile *Profile
 	// expire is the Unix time in nanoseconds at which the token stops working; 0 for never.
 	expire int64
+	memo   atomic.Value
 }
+
+// Memo is storage that lives as long as the object, for the one protocol adapter of the
+// process (the gRPC server) to keep its rendering of the object's upstream headers, so that
+// it is built once per config rather than once per request. It holds values of one type.
+func (e *Endpoint) Memo() *atomic.Value { return &e.memo }
+
+// Memo is the profile's adapter storage; see Endpoint.Memo.
+func (p *Profile) Memo() *atomic.Value { return &p.memo }
+
+// Memo is the token's adapter storage; see Endpoint.Memo.
+func (t *Token) Memo() *atomic.Value { return &t.memo }
 
 // Challenge values of WWW-Authenticate.
 const (

@@ -219,7 +219,7 @@ func (c *Checker) authenticate(ctx context.Context, x *Index, cred credential, n
 		if t.expire != 0 && now.UnixNano() >= t.expire {
 			return InvalidCredentials, "the API token has expired"
 		}
-		d.Profile, d.TokenID = t.Profile, t.ID
+		d.Profile, d.TokenID, d.Token = t.Profile, t.ID, t
 		return OK, ""
 	case AuthJWT:
 		if c.cfg.JWT == nil {

@@ -153,9 +153,8 @@ func rawHeaders(hm *corev3.HeaderMap) check.MapHeaders {
 func (s *scratch) checkResponse(names func(func(string))) *authv3.CheckResponse {
 	d := &s.d
 	if d.Allowed() {
-		s.headers = d.AppendUpstream(s.headers[:0])
 		ok := &authv3.OkHttpResponse{
-			Headers:         headerOptions(s.headers),
+			Headers:         upstreamOptions(d),
 			HeadersToRemove: headersToRemove(d, names),
 		}
 		if d.Limited {
@@ -189,6 +188,73 @@ func headersToRemove(d *check.Decision, names func(func(string))) []string {
 		}
 	})
 	return out
+}
+
+// upstreamOptions are the upstream headers of an allowed decision. The identity headers of
+// the profile, the endpoint and the token are built once per config and shared by every
+// response (marshaling only reads them); parameters and claims are built per request.
+func upstreamOptions(d *check.Decision) []*corev3.HeaderValueOption {
+	n := 7 + len(d.Params)
+	if d.Claims != "" {
+		n++
+	}
+	opts := make([]*corev3.HeaderValueOption, 0, n)
+	opts = append(opts, profileOptions(d.Profile)[:]...)
+	opts = append(opts, endpointOptions(d.Endpoint)[:]...)
+	if d.Token != nil {
+		opts = append(opts, tokenOption(d.Token))
+	} else if d.TokenID != "" {
+		opts = append(opts, option(check.HeaderTokenID, d.TokenID))
+	}
+	if d.Claims != "" {
+		opts = append(opts, option(check.HeaderJWTClaims, d.Claims))
+	}
+	for _, p := range d.Params {
+		opts = append(opts, option(p.Header, p.Value))
+	}
+	return opts
+}
+
+func option(name, value string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: name, Value: value},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+func profileOptions(p *check.Profile) *[3]*corev3.HeaderValueOption {
+	if v, ok := p.Memo().Load().(*[3]*corev3.HeaderValueOption); ok {
+		return v
+	}
+	v := &[3]*corev3.HeaderValueOption{
+		option(check.HeaderClientID, p.ClientID),
+		option(check.HeaderProfileID, p.ID),
+		option(check.HeaderAuthMethod, p.Auth.String()),
+	}
+	p.Memo().Store(v)
+	return v
+}
+
+func endpointOptions(e *check.Endpoint) *[3]*corev3.HeaderValueOption {
+	if v, ok := e.Memo().Load().(*[3]*corev3.HeaderValueOption); ok {
+		return v
+	}
+	v := &[3]*corev3.HeaderValueOption{
+		option(check.HeaderEndpointID, e.ID),
+		option(check.HeaderCollectionID, e.CollectionID),
+		option(check.HeaderRecipeID, e.RecipeID),
+	}
+	e.Memo().Store(v)
+	return v
+}
+
+func tokenOption(t *check.Token) *corev3.HeaderValueOption {
+	if v, ok := t.Memo().Load().(*corev3.HeaderValueOption); ok {
+		return v
+	}
+	v := option(check.HeaderTokenID, t.ID)
+	t.Memo().Store(v)
+	return v
 }
 
 func headerOptions(hs []check.Header) []*corev3.HeaderValueOption {
