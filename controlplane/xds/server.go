@@ -1,7 +1,13 @@
 // Package xds serves the compiled configuration to Envoy gateways, authz sidecars and proxyless
 // gRPC clients over ADS (state of the world and delta). One writer publishes a snapshot per
-// store revision; every node gets the same snapshot; a config a node rejects is never re-sent to
-// it in a loop.
+// store revision; every node gets the same resources (gateways without the proxyless
+// api_listener); a config a node rejects is never re-sent to it in a loop.
+//
+// Decisions: the snapshot cache runs with ads=false, since in ADS mode it answers a SotW request
+// only when it names every resource of the type, and gateways and proxyless clients name
+// different subsets. Versions are per type and per resource content, so a revision sends only
+// the types (SotW) or resources (delta) it changed. Each resource is encoded once per publish
+// and that encoding is served on every stream.
 package xds
 
 import (
