@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"sort"
@@ -415,3 +416,38 @@ func TestLogsNeverHoldTokens(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// Responses share the identity header messages of a config; concurrent calls must each get
+// a whole, correct answer (run with -race).
+func TestConcurrentChecksShareHeaders(t *testing.T) {
+	e := newEnv(t, true, 0)
+	tok := e.fx.Secret(checktest.TokenSales)
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			for i := range 50 {
+				id := fmt.Sprintf("o-%d-%d", w, i)
+				resp, err := e.client.Check(context.Background(), envoyRequest("GET", "/sales/orders/"+id, "198.51.100.7",
+					ext(checktest.EndpointGetOrder), map[string]string{"api-token": tok}))
+				if err != nil {
+					errs <- err
+					return
+				}
+				got := map[string]string{}
+				for _, h := range resp.GetOkResponse().GetHeaders() {
+					got[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+				}
+				if got["x-gatehouse-param-id"] != id || got["x-gatehouse-profile-id"] != "prof-sales" || got["x-gatehouse-endpoint-id"] != checktest.EndpointGetOrder {
+					errs <- fmt.Errorf("call %s got headers %v", id, got)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
