@@ -1,6 +1,3 @@
-// Package server exposes the check pipeline: Envoy's ext_authz gRPC API, an HTTP check
-// endpoint with Envoy http_service semantics (also spoken by nginx auth_request and Caddy
-// forward_auth), gRPC health, /healthz, /readyz and /metrics.
 package server
 
 import (
