@@ -43,6 +43,9 @@ type Config struct {
 	Logger *slog.Logger
 	// OnListen, when set, is told the bound addresses (tests listen on port 0).
 	OnListen func(grpcAddr, httpAddr net.Addr)
+	// Reload, when set, rereads ConfigFile on every receive (main sends on SIGHUP); a file
+	// that does not load or build is logged and the config in force stays.
+	Reload <-chan struct{}
 }
 
 // Limiter backends.

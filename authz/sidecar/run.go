@@ -111,6 +111,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if err := apply(ctx, c); err != nil {
 			return fmt.Errorf("authz config %s: %w", cfg.ConfigFile, err)
 		}
+		if cfg.Reload != nil {
+			g.Go(func() error { reloadLoop(gctx, cfg, apply, log); return nil })
+		}
 	} else {
 		nodeID := cfg.NodeID
 		if nodeID == "" {
@@ -148,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("listen HTTP: %w", err)
 	}
 	grpcSrv := server.NewGRPCServer(scfg, health)
-	httpSrv := &http.Server{Handler: server.NewHTTPHandler(scfg, reg), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: server.NewHTTPHandler(scfg, reg), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	if cfg.OnListen != nil {
 		cfg.OnListen(grpcLis.Addr(), httpLis.Addr())
 	}
@@ -201,6 +204,24 @@ func openLimiter(ctx context.Context, cfg Config, db *bolt.DB, m *limit.Metrics,
 		return nil, nil, nil, err
 	}
 	return mem, mem, p.Close, nil
+}
+
+// reloadLoop rereads the config file on every signal until ctx ends.
+func reloadLoop(ctx context.Context, cfg Config, apply func(context.Context, *authzv1.Config) error, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-cfg.Reload:
+			c, err := LoadConfigFile(cfg.ConfigFile)
+			if err == nil {
+				err = apply(ctx, c)
+			}
+			if err != nil {
+				log.Error("authz config not reloaded; the config in force stays", "file", cfg.ConfigFile, "err", err)
+			}
+		}
+	}
 }
 
 func sweepLoop(ctx context.Context, s sweeper, c *check.Checker) {

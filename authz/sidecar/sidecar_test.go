@@ -269,6 +269,36 @@ func TestRunWithConfigFile(t *testing.T) {
 	}
 }
 
+// A reload applies a changed file, and keeps the config in force when the file is broken.
+func TestRunReloadsConfigFile(t *testing.T) {
+	fx := checktest.New(time.Now())
+	path := writeConfig(t, fx.Config)
+	reload := make(chan struct{})
+	s := start(t, Config{DataDir: t.TempDir(), ConfigFile: path, Reload: reload})
+	old := fx.Secret(checktest.TokenSalesOld)
+	if code := problemCode(t, s.check(t, "/sales/orders", old)); code != "ok" {
+		t.Fatalf("before reload: %s", code)
+	}
+	if err := os.WriteFile(path, []byte("version: [broken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	reload <- struct{}{} // taken only once the first reload is done
+	if code := problemCode(t, s.check(t, "/sales/orders", old)); code != "ok" {
+		t.Fatalf("after a broken file: %s, want the config in force", code)
+	}
+	revoked := proto.Clone(fx.Config).(*authzv1.Config)
+	revoked.Version = "43"
+	a := revoked.Profiles[0].GetApiToken()
+	a.Tokens = a.Tokens[:1]
+	reload <- struct{}{} // the second broken reload is done before the file changes
+	if err := os.Rename(writeConfig(t, revoked), path); err != nil {
+		t.Fatal(err)
+	}
+	reload <- struct{}{}
+	eventually(t, "the revocation", func() bool { return problemCode(t, s.check(t, "/sales/orders", old)) == "invalid_credentials" })
+}
+
 func TestRunRefusesBadConfigFile(t *testing.T) {
 	fx := checktest.New(time.Now())
 	fx.Config.Profiles[0].PolicyId = "missing"
