@@ -11,7 +11,8 @@
 //   - Envoy, http_service: path_prefix "/check" on the HTTP port. A 200 carries the
 //     x-gatehouse-* headers (every fixed one, empty when it does not apply) and
 //     X-Envoy-Auth-Headers-To-Remove; a refusal carries status, headers and problem+json.
-//   - Caddy forward_auth: uri /check; Caddy sends X-Forwarded-Method and X-Forwarded-Uri.
+//   - Caddy forward_auth (and Traefik ForwardAuth): uri /forward-auth; the proxy sends
+//     X-Forwarded-Method and X-Forwarded-Uri.
 //     The Caddyfile drops inbound X-Gatehouse-* before forward_auth and lists the headers
 //     to copy; refusals pass through unchanged.
 //   - nginx auth_request: /auth-request with X-Original-Method and X-Original-URI. nginx

@@ -14,20 +14,38 @@ import (
 	"gatehouse/authz/check"
 )
 
-// Paths of the HTTP server.
+// Paths of the HTTP server. Each check path trusts exactly one source of the original method
+// and URI, the one its proxy sets and overwrites: a header of another family is the caller's
+// and is ignored, so it cannot redirect the check to a path the caller may call.
 const (
 	// CheckPath is the prefix of the HTTP check with Envoy http_service semantics: Envoy
-	// (path_prefix "/check") appends the original path to it; nginx and Caddy send the
-	// original method and URI in X-Original-* or X-Forwarded-* headers instead. A prefix of
-	// its own keeps caller paths apart from /healthz, /readyz and /metrics.
+	// (path_prefix "/check") appends the original path to it and sends the original method.
+	// A prefix of its own keeps caller paths apart from /healthz, /readyz and /metrics.
 	CheckPath = "/check"
-	// AuthRequestPath is the check for nginx auth_request, which passes only 2xx, 401 and 403
-	// through: refusals also carry their status and problem body in the X-Gatehouse-Status
+	// ForwardAuthPath is the check for Caddy forward_auth and Traefik ForwardAuth, which send
+	// the original request in X-Forwarded-Method and X-Forwarded-Uri.
+	ForwardAuthPath = "/forward-auth"
+	// AuthRequestPath is the check for nginx auth_request, configured to send the original
+	// request in X-Original-Method and X-Original-URI. nginx passes only 2xx, 401 and 403
+	// through, so refusals also carry their status and problem body in the X-Gatehouse-Status
 	// and X-Gatehouse-Problem headers, for an error_page location to replay.
 	AuthRequestPath = "/auth-request"
 	HealthzPath     = "/healthz"
 	ReadyzPath      = "/readyz"
 	MetricsPath     = "/metrics"
+)
+
+// Mode says where an HTTP check request carries the original method and URI.
+type Mode uint8
+
+// Modes of the check paths.
+const (
+	// ModeEnvoy reads the request line, the path after CheckPath.
+	ModeEnvoy Mode = iota
+	// ModeForwarded reads X-Forwarded-Method and X-Forwarded-Uri.
+	ModeForwarded
+	// ModeOriginal reads X-Original-Method and X-Original-URI.
+	ModeOriginal
 )
 
 // Headers of the nginx auth_request replay.
@@ -45,9 +63,10 @@ func NewHTTPHandler(cfg Config, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	hc := &httpCheck{cfg: cfg}
 	hc.pool.New = func() any { return new(scratch) }
-	mux.Handle(CheckPath, hc.handler(CheckPath, false))
-	mux.Handle(CheckPath+"/", hc.handler(CheckPath, false))
-	mux.Handle(AuthRequestPath, hc.handler(AuthRequestPath, true))
+	for path, mode := range map[string]Mode{CheckPath: ModeEnvoy, ForwardAuthPath: ModeForwarded, AuthRequestPath: ModeOriginal} {
+		mux.Handle(path, hc.handler(mode))
+		mux.Handle(path+"/", hc.handler(mode))
+	}
 	mux.HandleFunc(HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -72,13 +91,13 @@ type httpCheck struct {
 	pool sync.Pool
 }
 
-func (hc *httpCheck) handler(prefix string, replay bool) http.Handler {
+func (hc *httpCheck) handler(mode Mode) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		s := hc.pool.Get().(*scratch)
-		r := RequestFromHTTP(req, prefix)
+		r := RequestFromHTTP(req, mode)
 		hc.cfg.Decider.Decide(req.Context(), &r, &s.d)
-		s.writeHTTP(w, replay)
+		s.writeHTTP(w, mode == ModeOriginal)
 		hc.cfg.Metrics.decided(apiHTTP, s.d.Code, time.Since(start))
 		logDecision(req.Context(), hc.cfg.Logger, &r, &s.d)
 		s.headers, s.body = s.headers[:0], s.body[:0]
@@ -86,24 +105,23 @@ func (hc *httpCheck) handler(prefix string, replay bool) http.Handler {
 	})
 }
 
-// RequestFromHTTP turns an HTTP check request into the pipeline's Request. The original
-// method and URI come from X-Original-Method/X-Original-URI (nginx) or
-// X-Forwarded-Method/X-Forwarded-Uri (Caddy, Traefik); without them the request itself is
-// the original one, its path after prefix (Envoy http_service). The source is the peer: the
-// proxy, so X-Forwarded-For needs a trusted hop.
-func RequestFromHTTP(req *http.Request, prefix string) check.Request {
-	h := httpHeaders(req.Header)
+// RequestFromHTTP turns an HTTP check request into the pipeline's Request, reading the
+// original method and URI where mode says. The source is the peer: the proxy, so
+// X-Forwarded-For needs a trusted hop. Inbound x-gatehouse-* headers mark the request as
+// forged: Envoy and the Caddy config strip them before the check, nginx cannot strip names
+// it does not know, so a request still carrying one is refused.
+func RequestFromHTTP(req *http.Request, mode Mode) check.Request {
 	r := check.Request{
-		Method:    firstOf(req.Header, "X-Original-Method", "X-Forwarded-Method"),
-		Path:      firstOf(req.Header, "X-Original-Uri", "X-Forwarded-Uri"),
-		Headers:   h,
+		Headers:   httpHeaders(req.Header),
 		RequestID: req.Header.Get("X-Request-Id"),
 	}
-	if r.Method == "" {
-		r.Method = req.Method
-	}
-	if r.Path == "" {
-		r.Path = strings.TrimPrefix(req.URL.RequestURI(), prefix)
+	switch mode {
+	case ModeForwarded:
+		r.Method, r.Path = req.Header.Get("X-Forwarded-Method"), req.Header.Get("X-Forwarded-Uri")
+	case ModeOriginal:
+		r.Method, r.Path = req.Header.Get("X-Original-Method"), req.Header.Get("X-Original-Uri")
+	default:
+		r.Method, r.Path = req.Method, strings.TrimPrefix(req.URL.RequestURI(), CheckPath)
 	}
 	if ap, err := netip.ParseAddrPort(req.RemoteAddr); err == nil {
 		r.Source = ap.Addr()
@@ -122,15 +140,6 @@ func RequestFromHTTP(req *http.Request, prefix string) check.Request {
 const ownedPrefixCanonical = "X-Gatehouse-"
 
 func isReplayHeader(k string) bool { return k == HeaderReplayStatus || k == HeaderReplayProblem }
-
-func firstOf(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h[n]; len(v) > 0 {
-			return v[0]
-		}
-	}
-	return ""
-}
 
 // httpHeaders reads net/http headers by lower-case name; repeated headers are joined, so a
 // doubled credential is refused rather than one of them picked.

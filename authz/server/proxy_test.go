@@ -177,6 +177,13 @@ func proxyCases(fx *checktest.Fixture, stripsOwned bool) []proxyCase {
 			wantStatus: 401, wantCode: "invalid_credentials", wantHeaders: []string{"Www-Authenticate"}},
 		{name: "token for another collection", path: "/sales/orders", headers: map[string]string{"Api-Token": sec(checktest.TokenHR)},
 			wantStatus: 403, wantCode: "collection_not_allowed"},
+		{name: "spoofed original URI", path: "/hr/people",
+			headers: map[string]string{
+				"Api-Token":      sec(checktest.TokenSales),
+				"X-Original-Uri": "/sales/orders", "X-Forwarded-Uri": "/sales/orders",
+				"X-Original-Method": "GET", "X-Forwarded-Method": "GET",
+			},
+			wantStatus: 403, wantCode: "collection_not_allowed"},
 		{name: "spoofed x-forwarded-for", path: "/sales/orders",
 			headers:    map[string]string{"Api-Token": sec(checktest.TokenIP), "X-Forwarded-For": "203.0.113.5"},
 			wantStatus: 403, wantCode: "ip_not_allowed"},
