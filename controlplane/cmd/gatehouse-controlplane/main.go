@@ -1,5 +1,6 @@
 // Command gatehouse-controlplane runs the Gatehouse control plane: the admin API (REST/JSON and
-// gRPC) over the configuration store.
+// gRPC) over the configuration store, and the xDS server that ships the compiled config to the
+// gateways and their authz sidecars.
 //
 //	gatehouse-controlplane [serve] [flags]   run the control plane (default)
 //	gatehouse-controlplane admin-token       print a new admin token for GATEHOUSE_ADMIN_TOKEN
@@ -15,10 +16,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"gatehouse/controlplane/admin"
 	"gatehouse/controlplane/bootstrap"
+	"gatehouse/controlplane/compile"
 )
 
 func main() {
@@ -70,6 +73,11 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
 	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of the store file ("+storeFile+"); created if missing")
 	fs.StringVar(&cfg.AdminHTTPAddr, "admin-http-addr", ":9080", "address of the admin REST API, /openapi.json, /healthz, /readyz and /metrics")
 	fs.StringVar(&cfg.AdminGRPCAddr, "admin-grpc-addr", ":9090", "address of the admin gRPC API")
+	fs.StringVar(&cfg.XDSAddr, "xds-addr", ":18000", "address of the xDS (ADS) server for gateways and authz sidecars, and of the access-log service")
+	runtimeAddrs := fs.String("runtime-addr", compile.DefaultRuntimeAddress, "recipe runtime host:port addresses, comma-separated; IPs are sent over EDS, a host name makes a DNS cluster")
+	fs.StringVar(&cfg.Compile.RuntimePathPrefix, "runtime-path-prefix", "", `path before "/recipes/{recipe id}" in what the runtime receives, e.g. "/api"`)
+	listenerPort := fs.Uint("listener-port", compile.DefaultListenerPort, "port of the gateways' public listener")
+	fs.DurationVar(&cfg.Compile.AuthzTimeout, "authz-timeout", compile.DefaultAuthzTimeout, "how long a gateway waits for its authz sidecar before failing closed (503)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "PEM certificate (chain) to serve both admin APIs over TLS; with --tls-key-file")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -79,6 +87,15 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
 	if fs.NArg() > 0 {
 		return Config{}, 0, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	for _, a := range strings.Split(*runtimeAddrs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.Compile.RuntimeAddresses = append(cfg.Compile.RuntimeAddresses, a)
+		}
+	}
+	if *listenerPort == 0 || *listenerPort > 65535 {
+		return Config{}, 0, fmt.Errorf("--listener-port %d: must be 1 to 65535", *listenerPort)
+	}
+	cfg.Compile.ListenerPort = uint32(*listenerPort)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return Config{}, 0, errors.New("--log-level must be debug, info, warn or error")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -22,7 +23,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"gatehouse/controlplane/admin"
+	"gatehouse/controlplane/calllog"
+	"gatehouse/controlplane/compile"
 	"gatehouse/controlplane/store"
+	"gatehouse/controlplane/xds"
+	adminv1 "gatehouse/proto/gatehouse/admin/v1"
 )
 
 // Config is everything the control plane needs to run.
@@ -33,6 +38,11 @@ type Config struct {
 	AdminHTTPAddr string
 	// AdminGRPCAddr serves the admin gRPC services.
 	AdminGRPCAddr string
+	// XDSAddr serves ADS (state of the world and delta) to gateways and authz sidecars, and
+	// the access-log service Envoy streams call logs to.
+	XDSAddr string
+	// Compile holds the deployment facts compile needs: listener port, runtime addresses.
+	Compile compile.Settings
 	// AdminToken is the value of GATEHOUSE_ADMIN_TOKEN; empty creates one on the first start.
 	AdminToken string
 	// TLSCertFile and TLSKeyFile, when both set, serve the admin APIs over TLS, which
@@ -56,6 +66,7 @@ const storeFile = "controlplane.db"
 const (
 	serverAdminGRPC = "admin-grpc"
 	serverAdminHTTP = "admin-http"
+	serverXDS       = "xds"
 )
 
 // server is one listener the control plane runs. Adding a server (the xDS server, say) is one
@@ -112,16 +123,39 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	// Check the compile settings now: a typo in a runtime address fails the start, not every
+	// later publish.
+	if _, err := compile.Compile(&store.Snapshot{}, cfg.Compile); err != nil {
+		return fmt.Errorf("compile settings: %w", err)
+	}
+	xsrv, err := xds.New(ctx, xds.Config{Logger: log, Registry: reg})
+	if err != nil {
+		return err
+	}
+	calls, err := calllog.New(calllog.Config{Logger: log, Registry: reg})
+	if err != nil {
+		return err
+	}
+	calls.Register(xsrv.GRPCServer())
+
 	grpcOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(adm.Interceptor())}
 	if tlsCfg != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
 	grpcSrv := grpc.NewServer(grpcOpts...)
 	adm.Register(grpcSrv)
+	adminv1.RegisterStatusServiceServer(grpcSrv, xsrv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
 
-	handler, err := adm.HTTPHandler(ctx, admin.HTTPConfig{Gatherer: reg})
+	handler, err := adm.HTTPHandler(ctx, admin.HTTPConfig{
+		Gatherer: reg,
+		Services: []func(context.Context, *runtime.ServeMux) error{
+			func(ctx context.Context, m *runtime.ServeMux) error {
+				return adminv1.RegisterStatusServiceHandlerServer(ctx, m, xsrv)
+			},
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -151,13 +185,29 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 			},
 		},
+		{name: serverXDS, addr: cfg.XDSAddr, serve: xsrv.Serve, stop: xsrv.Stop},
 	}
-	return serveAll(ctx, log, out, servers, cfg, dbPath, secret)
+	// One writer: every committed revision is compiled and published, in order. Subscribing
+	// before the first build means no revision falls between the two.
+	revs := st.Subscribe(ctx)
+	build := func(context.Context) (uint64, xds.Resources, error) {
+		snap, err := st.Snapshot()
+		if err != nil {
+			return 0, nil, err
+		}
+		out, err := compile.Compile(snap, cfg.Compile)
+		if err != nil {
+			return 0, nil, fmt.Errorf("compile revision %d: %w", snap.Revision, err)
+		}
+		return snap.Revision, out.Resources(), nil
+	}
+	follow := func(ctx context.Context) error { return xsrv.Follow(ctx, revs, build) }
+	return serveAll(ctx, log, out, servers, follow, cfg, dbPath, secret)
 }
 
 // serveAll listens on every server's address first, so a busy port fails the start before
 // anything serves, prints how to reach the API, then serves until ctx is done or one fails.
-func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []server, cfg Config, dbPath, secret string) error {
+func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []server, follow func(context.Context) error, cfg Config, dbPath, secret string) error {
 	listeners := make([]net.Listener, 0, len(servers))
 	addrs := make(map[string]string, len(servers))
 	for _, s := range servers {
@@ -180,6 +230,12 @@ func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []se
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := follow(gctx); err != nil && gctx.Err() == nil {
+			return fmt.Errorf("xds publisher: %w", err)
+		}
+		return nil
+	})
 	for i, s := range servers {
 		g.Go(func() error {
 			if err := s.serve(listeners[i]); err != nil {
@@ -237,6 +293,7 @@ func printBanner(out io.Writer, addrs map[string]string, tls bool, dbPath, secre
 	fmt.Fprintf(out, "gatehouse control plane\n")
 	fmt.Fprintf(out, "  admin REST: %s/v1/ (OpenAPI at %s/openapi.json)\n", base, base)
 	fmt.Fprintf(out, "  admin gRPC: %s\n", dialable(addrs[serverAdminGRPC]))
+	fmt.Fprintf(out, "  xDS + ALS:  %s\n", dialable(addrs[serverXDS]))
 	fmt.Fprintf(out, "  store:      %s\n", dbPath)
 	if secret != "" {
 		fmt.Fprintf(out, "\nNew admin token (shown only this once; only its hash is stored):\n\n  %s\n\n", secret)

@@ -60,22 +60,26 @@ func start(t *testing.T, dataDir, envToken string) (httpAddr, grpcAddr string, o
 // startWith runs the control plane with cfg on loopback ports.
 func startWith(t *testing.T, cfg Config) (httpAddr, grpcAddr string, out *syncBuffer, stop func() error) {
 	t.Helper()
+	addrs, out, stop := startAll(t, cfg)
+	return addrs[serverAdminHTTP], addrs[serverAdminGRPC], out, stop
+}
+
+// startAll runs the control plane with cfg on loopback ports and returns every server's
+// address by name.
+func startAll(t *testing.T, cfg Config) (addrs map[string]string, out *syncBuffer, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out = &syncBuffer{}
-	addrs := make(chan [2]string, 2)
+	bound := make(chan [2]string, 3)
 	done := make(chan error, 1)
-	cfg.AdminHTTPAddr, cfg.AdminGRPCAddr, cfg.Out = "127.0.0.1:0", "127.0.0.1:0", out
-	cfg.OnListen = func(name, addr string) { addrs <- [2]string{name, addr} }
+	cfg.AdminHTTPAddr, cfg.AdminGRPCAddr, cfg.XDSAddr, cfg.Out = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", out
+	cfg.OnListen = func(name, addr string) { bound <- [2]string{name, addr} }
 	go func() { done <- Run(ctx, cfg) }()
-	for range 2 {
+	addrs = map[string]string{}
+	for range 3 {
 		select {
-		case a := <-addrs:
-			switch a[0] {
-			case "admin-http":
-				httpAddr = a[1]
-			case "admin-grpc":
-				grpcAddr = a[1]
-			}
+		case a := <-bound:
+			addrs[a[0]] = a[1]
 		case err := <-done:
 			cancel()
 			t.Fatalf("Run ended early: %v", err)
@@ -91,7 +95,7 @@ func startWith(t *testing.T, cfg Config) (httpAddr, grpcAddr string, out *syncBu
 			return nil
 		}
 	}
-	return httpAddr, grpcAddr, out, stop
+	return addrs, out, stop
 }
 
 func TestRunServesBothAPIsWithTheBootstrapToken(t *testing.T) {
