@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+
+	"gatehouse/controlplane/bootstrap"
 )
 
 func TestComposeFileLoadsAgainstTheComposeSpec(t *testing.T) {
@@ -46,5 +48,25 @@ func TestComposeFileLoadsAgainstTheComposeSpec(t *testing.T) {
 				t.Errorf("envoy mounts %s: %v", v.Source, err)
 			}
 		}
+	}
+}
+
+// TestComposeBootstrapIsTheRenderedOne keeps envoy-bootstrap.yaml equal to what
+// `gatehouse-controlplane bootstrap -node-id gateway-compose -xds-addr controlplane:18000`
+// renders, which the renderer checks strictly against Envoy's bootstrap proto.
+func TestComposeBootstrapIsTheRenderedOne(t *testing.T) {
+	want, err := bootstrap.Render(bootstrap.Config{NodeID: "gateway-compose", ControlPlaneAddr: "controlplane:18000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("envoy-bootstrap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatal("envoy-bootstrap.yaml is stale: run gatehouse-controlplane bootstrap -node-id gateway-compose -xds-addr controlplane:18000 -out deploy/compose/envoy-bootstrap.yaml")
+	}
+	if _, err := bootstrap.Parse(got); err != nil {
+		t.Fatal(err)
 	}
 }

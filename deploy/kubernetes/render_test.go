@@ -18,6 +18,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
+
+	"gatehouse/controlplane/bootstrap"
 )
 
 // overlays are every kustomization a user may apply.
@@ -97,6 +99,12 @@ func TestEveryOverlayRendersIntoValidObjects(t *testing.T) {
 				}
 				kinds[kind]++
 				switch o := obj.(type) {
+				case *corev1.ConfigMap:
+					if b, ok := o.Data["bootstrap.yaml"]; ok {
+						if _, err := bootstrap.Parse([]byte(b)); err != nil {
+							t.Errorf("configmap %s: the Envoy bootstrap does not validate: %v", o.Name, err)
+						}
+					}
 				case *appsv1.Deployment:
 					checkPod(t, o.Name, o.Spec.Template.Spec)
 				case *appsv1.StatefulSet:
@@ -162,4 +170,18 @@ func TestRedisOverlayTurnsOnTheSharedLimiter(t *testing.T) {
 		}
 	}
 	t.Fatal("no authz container in the redis overlay's gateway")
+}
+
+func TestKubernetesBootstrapIsTheRenderedOne(t *testing.T) {
+	want, err := bootstrap.Render(bootstrap.Config{ControlPlaneAddr: "gatehouse-controlplane.gatehouse.svc.cluster.local:18000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("base/envoy-bootstrap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatal("base/envoy-bootstrap.yaml is stale: run gatehouse-controlplane bootstrap -xds-addr gatehouse-controlplane.gatehouse.svc.cluster.local:18000 -out deploy/kubernetes/base/envoy-bootstrap.yaml")
+	}
 }
