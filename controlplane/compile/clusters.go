@@ -10,12 +10,14 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // httpProtocolOptionsKey is where a cluster takes its upstream HTTP protocol options.
 const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
-// clusters builds the clusters sorted by name and the load assignments served over EDS.
+// clusters builds the clusters sorted by name (gatehouse-authz, gatehouse-controlplane,
+// gatehouse-runtime) and the load assignments served over EDS.
 func clusters(s Settings) ([]types.Resource, []types.Resource, error) {
 	h2, err := marshalAny(&upstreamhttpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
@@ -30,17 +32,21 @@ func clusters(s Settings) ([]types.Resource, []types.Resource, error) {
 		return nil, nil, err
 	}
 	var loads []types.Resource
-	authz, err := staticCluster(AuthzCluster, []string{s.AuthzAddress}, s, h2)
-	if err != nil {
-		return nil, nil, err
-	}
-	out := []types.Resource{authz}
-	if s.ControlPlaneAddress != "" {
-		cp, err := staticCluster(ControlPlaneCluster, []string{s.ControlPlaneAddress}, s, h2)
+	var out []types.Resource
+	// The bootstrap defines AuthzCluster and ControlPlaneCluster statically, and Envoy refuses
+	// a CDS cluster with a static cluster's name: emit them only when asked to.
+	for _, c := range []struct{ name, addr string }{
+		{AuthzCluster, s.AuthzAddress},
+		{ControlPlaneCluster, s.ControlPlaneAddress},
+	} {
+		if c.addr == "" {
+			continue
+		}
+		cl, err := staticCluster(c.name, []string{c.addr}, s, h2)
 		if err != nil {
 			return nil, nil, err
 		}
-		out = append(out, cp)
+		out = append(out, cl)
 	}
 	runtime, err := staticCluster(RuntimeCluster, s.RuntimeAddresses, s, nil)
 	if err != nil {
@@ -81,7 +87,13 @@ func staticCluster(name string, addrs []string, s Settings, h2 *anypb.Any) (*clu
 		ConnectTimeout:       durationpb.New(s.ConnectTimeout),
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{
 			ClusterName: name,
-			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}},
+			// Envoy ignores an empty locality and its weight here, but proxyless gRPC clients
+			// drop a locality without both ("weighted-target: no targets to pick from").
+			Endpoints: []*endpointv3.LocalityLbEndpoints{{
+				Locality:            &corev3.Locality{},
+				LoadBalancingWeight: wrapperspb.UInt32(1),
+				LbEndpoints:         lbs,
+			}},
 		},
 	}
 	if h2 != nil {

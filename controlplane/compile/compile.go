@@ -15,9 +15,12 @@
 //     the authz OK response sets the identity headers.
 //   - Templated paths are matched with a safe_regex whose parameter segments are [^/]+ (which
 //     grpc-go's xDS client also understands); literal paths with an exact path match.
-//   - The access log goes to the ControlPlaneCluster. The Envoy bootstrap defines that cluster
-//     statically for xDS, so compile emits it over CDS only when Settings.ControlPlaneAddress is
-//     set (a dynamic cluster with the name of a static one would be refused by Envoy).
+//   - The Envoy bootstrap must define two clusters statically: ControlPlaneCluster (ADS, and
+//     the access log's gRPC ALS) and AuthzCluster (the per-pod authz sidecar on
+//     127.0.0.1:9191 that ext_authz calls). Envoy refuses a CDS cluster with the name of a
+//     static one, so compile emits them over CDS only when Settings.ControlPlaneAddress or
+//     Settings.AuthzAddress is set, for a bootstrap that lacks them. Compile itself always
+//     emits RuntimeCluster.
 package compile
 
 import (
@@ -44,10 +47,12 @@ const (
 	// RuntimeCluster is the recipe runtime; its endpoints come over EDS when all runtime
 	// addresses are IPs.
 	RuntimeCluster = "gatehouse-runtime"
-	// AuthzCluster is the local authz sidecar (ext_authz gRPC, HTTP/2).
+	// AuthzCluster is the local authz sidecar (ext_authz gRPC, HTTP/2). The Envoy bootstrap
+	// defines it statically; compile emits it only when Settings.AuthzAddress is set.
 	AuthzCluster = "gatehouse-authz"
 	// ControlPlaneCluster reaches the control plane's xDS and access-log (ALS) gRPC service. The
-	// Envoy bootstrap defines it statically; the access log uses the same name.
+	// Envoy bootstrap defines it statically; compile emits it only when
+	// Settings.ControlPlaneAddress is set.
 	ControlPlaneCluster = "gatehouse-controlplane"
 	// AccessLogName is the log_name of the gRPC access log.
 	AccessLogName = "gatehouse"
@@ -100,8 +105,6 @@ const (
 	DefaultListenerPort = 10000
 	// DefaultRuntimeAddress is the example recipe runtime's address.
 	DefaultRuntimeAddress = "127.0.0.1:8081"
-	// DefaultAuthzAddress is the local authz sidecar's ext_authz gRPC address.
-	DefaultAuthzAddress = "127.0.0.1:9191"
 	// DefaultAuthzTimeout bounds one ext_authz check.
 	DefaultAuthzTimeout = 200 * time.Millisecond
 	// DefaultEndpointTimeout bounds a runtime call of an endpoint without a timeout.
@@ -124,7 +127,9 @@ type Settings struct {
 	// RuntimePathPrefix is put before "/recipes/{recipe id}" in the path the runtime receives,
 	// e.g. "/api"; default none.
 	RuntimePathPrefix string
-	// AuthzAddress is the authz sidecar's ext_authz gRPC host:port; default 127.0.0.1:9191.
+	// AuthzAddress is the authz sidecar's ext_authz gRPC host:port. Empty (the default) relies
+	// on the bootstrap's static AuthzCluster (the per-pod sidecar on 127.0.0.1:9191); set it
+	// only for a bootstrap without that cluster, and compile emits it over CDS.
 	AuthzAddress string
 	// AuthzTimeout bounds one ext_authz check; default 200ms.
 	AuthzTimeout time.Duration
@@ -223,9 +228,6 @@ func (s Settings) withDefaults() Settings {
 	if len(s.RuntimeAddresses) == 0 {
 		s.RuntimeAddresses = []string{DefaultRuntimeAddress}
 	}
-	if s.AuthzAddress == "" {
-		s.AuthzAddress = DefaultAuthzAddress
-	}
 	if s.AuthzTimeout == 0 {
 		s.AuthzTimeout = DefaultAuthzTimeout
 	}
@@ -247,8 +249,10 @@ func (s Settings) validate() error {
 			return fmt.Errorf("runtime address: %w", err)
 		}
 	}
-	if _, _, err := splitHostPort(s.AuthzAddress); err != nil {
-		return fmt.Errorf("authz address: %w", err)
+	if s.AuthzAddress != "" {
+		if _, _, err := splitHostPort(s.AuthzAddress); err != nil {
+			return fmt.Errorf("authz address: %w", err)
+		}
 	}
 	if s.ControlPlaneAddress != "" {
 		if _, _, err := splitHostPort(s.ControlPlaneAddress); err != nil {

@@ -94,13 +94,21 @@ func TestEnvoyResourcesValidate(t *testing.T) {
 				}
 			}
 			// go-control-plane accepts the output as one consistent snapshot: every cluster
-			// load assignment and route configuration that is referenced exists.
+			// load assignment and route configuration that is referenced exists. It does not
+			// look at clusters, so check those here: each referenced one is emitted or
+			// defined by the default Envoy bootstrap.
 			snap, err := cachev3.NewSnapshot(out.Version, out.Envoy)
 			if err != nil {
 				t.Fatalf("NewSnapshot: %v", err)
 			}
 			if err := snap.Consistent(); err != nil {
 				t.Errorf("Consistent: %v", err)
+			}
+			static := defaultBootstrapClusters(t)
+			for _, name := range fromBootstrap(t, out) {
+				if static[name] == nil {
+					t.Errorf("cluster %q is referenced but neither emitted nor in the bootstrap", name)
+				}
 			}
 		})
 	}
@@ -248,15 +256,23 @@ func TestClustersFollowSettings(t *testing.T) {
 		wantLoads    []string
 	}{
 		{
-			name: "defaults use EDS for the runtime and the bootstrap's control plane cluster",
+			name: "defaults use EDS for the runtime and the bootstrap's authz and control plane clusters",
 			s:    Settings{},
+			wantClusters: map[string]clusterv3.Cluster_DiscoveryType{
+				RuntimeCluster: clusterv3.Cluster_EDS,
+			},
+			wantLoads: []string{RuntimeCluster},
+		},
+		{
+			name: "an authz address adds its cluster",
+			s:    Settings{AuthzAddress: "127.0.0.1:9191"},
 			wantClusters: map[string]clusterv3.Cluster_DiscoveryType{
 				AuthzCluster: clusterv3.Cluster_STATIC, RuntimeCluster: clusterv3.Cluster_EDS,
 			},
 			wantLoads: []string{RuntimeCluster},
 		},
 		{
-			name: "host names resolve by DNS and a control plane address adds its cluster",
+			name: "host names resolve by DNS and both addresses add their clusters",
 			s: Settings{RuntimeAddresses: []string{"runtime:8081"}, AuthzAddress: "localhost:9191",
 				ControlPlaneAddress: "127.0.0.1:18000"},
 			wantClusters: map[string]clusterv3.Cluster_DiscoveryType{
