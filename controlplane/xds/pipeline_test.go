@@ -8,15 +8,11 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"gatehouse/controlplane/admin"
 	"gatehouse/controlplane/compile"
@@ -78,7 +74,7 @@ func startPipeline(t testing.TB, runtimeAddr string) *pipeline {
 			if err != nil {
 				return 0, nil, err
 			}
-			return snap.Revision, withLocalityWeights(out.Resources()), nil
+			return snap.Revision, out.Resources(), nil
 		})
 	}()
 	return &pipeline{
@@ -87,28 +83,6 @@ func startPipeline(t testing.TB, runtimeAddr string) *pipeline {
 		cols: adminv1.NewCollectionServiceClient(cc),
 		eps:  adminv1.NewEndpointServiceClient(cc),
 	}
-}
-
-// withLocalityWeights gives every locality of the load assignments a Locality and weight 1:
-// grpc-go drops localities without both ("weighted-target: no targets to pick from"), and
-// compile does not set them yet (Envoy ignores both here). Remove once compile emits them.
-func withLocalityWeights(res map[string][]proto.Message) Resources {
-	cl := res[resource.EndpointType]
-	out := make([]proto.Message, len(cl))
-	for i, m := range cl {
-		c := proto.CloneOf(m.(*endpointv3.ClusterLoadAssignment))
-		for _, l := range c.GetEndpoints() {
-			if l.GetLoadBalancingWeight() == nil {
-				l.LoadBalancingWeight = wrapperspb.UInt32(1)
-			}
-			if l.GetLocality() == nil {
-				l.Locality = &corev3.Locality{}
-			}
-		}
-		out[i] = c
-	}
-	res[resource.EndpointType] = out
-	return res
 }
 
 func (p *pipeline) createEndpoint(t testing.TB, collID, method, path string) *adminv1.Endpoint {
