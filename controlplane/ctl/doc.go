@@ -57,6 +57,15 @@
 // secrets: an HMAC secret becomes an hmac_secret_env placeholder named
 // GATEHOUSE_HMAC_<CLIENT>_<PROFILE> with a comment giving the secret's SHA-256.
 //
+// # Status
+//
+// status lists the xDS streams connected to the control plane (Envoy gateways, authz sidecars,
+// proxyless gRPC clients): per node its cluster and connect time, then per resource type the
+// version it acknowledged and its last NACK (version and the client's error, cut to one line).
+// Above the table it prints the published store revision and any snapshots the control plane
+// refused to publish; "no gateways connected" when no stream is open. -o yaml|json print the
+// whole StatusService.ListNodes answer, errors uncut.
+//
 // # Connection
 //
 // --addr (GATEHOUSE_ADDR, default localhost:9090) and --token (GATEHOUSE_ADMIN_TOKEN, sent as

@@ -167,7 +167,9 @@ func messageNode(m proto.Message, skip []string) *yaml.Node {
 		}
 		v := r.Get(fd)
 		var vn *yaml.Node
-		if fd.IsList() {
+		if fd.IsMap() {
+			vn = mapNode(fd, v.Map())
+		} else if fd.IsList() {
 			vn = flowSequence()
 			l := v.List()
 			for j := range l.Len() {
@@ -180,6 +182,21 @@ func messageNode(m proto.Message, skip []string) *yaml.Node {
 			vn = valueNode(fd, v)
 		}
 		addPair(n, string(fd.Name()), vn)
+	}
+	return n
+}
+
+// mapNode renders a map field with its keys sorted, so the output is stable.
+func mapNode(fd protoreflect.FieldDescriptor, m protoreflect.Map) *yaml.Node {
+	keys := make([]protoreflect.MapKey, 0, m.Len())
+	m.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+		keys = append(keys, k)
+		return true
+	})
+	slices.SortFunc(keys, func(a, b protoreflect.MapKey) int { return strings.Compare(a.String(), b.String()) })
+	n := mapping()
+	for _, k := range keys {
+		addPair(n, k.String(), valueNode(fd.MapValue(), m.Get(k)))
 	}
 	return n
 }

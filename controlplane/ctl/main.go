@@ -23,6 +23,8 @@ Commands:
   apply -f FILE|-             make the control plane match a YAML file (--dry-run, --prune)
   export                      print the configuration as a YAML file apply accepts
   tokens create|rotate|revoke issue, rotate or revoke API tokens (the secret is printed once)
+  status                      connected gateways and sidecars: acked versions, last NACK
+                              (-o table|yaml|json)
 
 Kinds: collections, endpoints (--collection), clients, profiles (--client),
        tokens (--client, --profile), policies, audit-events
@@ -99,6 +101,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.export(ctx, rest)
 	case "tokens", "token":
 		return c.tokensCmd(ctx, rest)
+	case "status":
+		return c.status(ctx, rest)
 	case "help":
 		fmt.Fprint(c.stdout, usage)
 		return nil

@@ -1,5 +1,6 @@
 // Command gatehousectl manages a Gatehouse control plane through its admin gRPC API: get,
-// create and delete resources, apply and export declarative YAML, and issue API tokens.
+// create and delete resources, apply and export declarative YAML, issue API tokens, and show
+// which gateways are connected and what config they accepted (status).
 // See package gatehouse/controlplane/ctl for the YAML format.
 package main
 

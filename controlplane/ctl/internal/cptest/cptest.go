@@ -1,10 +1,13 @@
 // Package cptest starts a real control plane admin gRPC server for gatehousectl's tests: the
 // admin services over a bbolt store in a temporary directory, on 127.0.0.1:0, with an admin
-// token, stopped when the test ends.
+// token, stopped when the test ends. StartWithXDS adds the xDS server and its status service,
+// wired as the control plane runner wires them.
 package cptest
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"testing"
@@ -13,7 +16,10 @@ import (
 	"google.golang.org/grpc"
 
 	"gatehouse/controlplane/admin"
+	"gatehouse/controlplane/compile"
 	"gatehouse/controlplane/store"
+	"gatehouse/controlplane/xds"
+	adminv1 "gatehouse/proto/gatehouse/admin/v1"
 )
 
 // ControlPlane is a running admin server owned by one test.
@@ -24,12 +30,29 @@ type ControlPlane struct {
 	Token string
 	// Store is the server's store, for checking its revision.
 	Store *store.Store
+	// XDSAddr is the xDS (ADS) server's host:port on 127.0.0.1; empty unless started with
+	// StartWithXDS.
+	XDSAddr string
 }
 
 // Start starts an admin server; opts are extra gRPC server options, for example TLS.
 func Start(t testing.TB, opts ...grpc.ServerOption) *ControlPlane {
 	t.Helper()
-	ctx := context.Background()
+	return start(t, false, opts)
+}
+
+// StartWithXDS starts an admin server that also serves the xDS StatusService, and an xDS
+// server on 127.0.0.1:0 that publishes the compiled store at every revision, as
+// gatehouse-controlplane does.
+func StartWithXDS(t testing.TB, opts ...grpc.ServerOption) *ControlPlane {
+	t.Helper()
+	return start(t, true, opts)
+}
+
+func start(t testing.TB, withXDS bool, opts []grpc.ServerOption) *ControlPlane {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
 	st, err := store.Open(ctx, store.Config{Path: filepath.Join(t.TempDir(), "gatehouse.db")})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +75,55 @@ func Start(t testing.TB, opts ...grpc.ServerOption) *ControlPlane {
 	}
 	g := grpc.NewServer(append(opts, grpc.UnaryInterceptor(srv.Interceptor()))...)
 	srv.Register(g)
+	cp := &ControlPlane{Token: token, Store: st}
+	if withXDS {
+		x := startXDS(t, ctx, st)
+		adminv1.RegisterStatusServiceServer(g, x)
+		cp.XDSAddr = x.Addr().String()
+	}
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
-	return &ControlPlane{Addr: lis.Addr().String(), Token: token, Store: st}
+	cp.Addr = lis.Addr().String()
+	return cp
+}
+
+// startXDS serves xDS on 127.0.0.1:0 and follows the store until the test ends.
+func startXDS(t testing.TB, ctx context.Context, st *store.Store) *xds.Server {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := xds.New(ctx, xds.Config{Listener: lis, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- x.Run(runCtx) }()
+	revs := st.Subscribe(runCtx)
+	followed := make(chan error, 1)
+	go func() {
+		followed <- x.Follow(runCtx, revs, func(context.Context) (uint64, xds.Resources, error) {
+			snap, err := st.Snapshot()
+			if err != nil {
+				return 0, nil, err
+			}
+			out, err := compile.Compile(snap, compile.Settings{})
+			if err != nil {
+				return 0, nil, err
+			}
+			return snap.Revision, out.Resources(), nil
+		})
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-ran; err != nil {
+			t.Errorf("xds run: %v", err)
+		}
+		if err := <-followed; err != nil {
+			t.Errorf("xds follow: %v", err)
+		}
+	})
+	return x
 }
