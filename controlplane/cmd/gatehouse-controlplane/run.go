@@ -164,7 +164,13 @@ func Run(ctx context.Context, cfg Config) error {
 	servers := []server{
 		{
 			name: serverAdminGRPC, addr: cfg.AdminGRPCAddr,
-			serve: grpcSrv.Serve,
+			serve: func(l net.Listener) error {
+				// A stop that wins the race with Serve is a clean shutdown, not a failure.
+				if err := grpcSrv.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+					return err
+				}
+				return nil
+			},
 			stop:  func(ctx context.Context) { hs.Shutdown(); stopGRPC(ctx, grpcSrv) },
 		},
 		{
