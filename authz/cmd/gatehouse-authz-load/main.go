@@ -1,6 +1,6 @@
 // Command gatehouse-authz-load measures the authz sidecar over gRPC on loopback.
 //
-//	gatehouse-authz-load fixture -out authz.yaml     writes a test config, prints an API token
+//	gatehouse-authz-load fixture -out authz.yaml [-rate-limit N]   writes a test config, prints an API token
 //	gatehouse-authz-load noop -addr 127.0.0.1:9391    serves a do-nothing ext_authz (the baseline)
 //	gatehouse-authz-load run -addr 127.0.0.1:9191 -token T -duration 10s [-rate R] [-invalid]
 //
@@ -35,9 +35,11 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"sigs.k8s.io/yaml"
 
 	"gatehouse/authz/check/checktest"
+	authzv1 "gatehouse/proto/gatehouse/authz/v1"
 )
 
 func main() {
@@ -64,14 +66,24 @@ func main() {
 	}
 }
 
-// fixture writes the test config as YAML and prints the secret of its unlimited token.
+// fixture writes the test config as YAML and prints the secret of the token run sends by
+// default: unlimited, or with -rate-limit limited by a policy that never refuses.
 func fixture(args []string) error {
 	fs := flag.NewFlagSet("fixture", flag.ContinueOnError)
 	out := fs.String("out", "authz.yaml", "config file to write")
+	rateLimit := fs.Uint("rate-limit", 0, "give the token's profile a policy of this many calls per second "+
+		"(burst as many, at most 1000000) and a quota that never runs out, so every decision goes "+
+		"through the limiter; 0: no policy")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *rateLimit > maxRateLimit {
+		return fmt.Errorf("-rate-limit %d: the limiter holds at most %d per second exactly", *rateLimit, maxRateLimit)
+	}
 	fx := checktest.New(time.Now())
+	if *rateLimit > 0 {
+		limitSales(fx.Config, uint32(*rateLimit))
+	}
 	j, err := protojson.Marshal(fx.Config)
 	if err != nil {
 		return err
@@ -85,6 +97,31 @@ func fixture(args []string) error {
 	}
 	fmt.Println(fx.Secret(checktest.TokenSales))
 	return nil
+}
+
+// maxRateLimit is the highest rate the limiters keep exact: they count in microseconds.
+const maxRateLimit = 1_000_000
+
+// benchPolicy is the policy -rate-limit gives the sales profile.
+const benchPolicy = "pol-bench"
+
+// limitSales gives the profile of checktest.TokenSales a rate limit of perSecond calls per
+// second with a burst of as many, and a monthly quota of 2^50 calls: far above any run, yet
+// exact in the Redis script's Lua numbers. The limiter then decides every call, in full,
+// without refusing one, which is what a measurement of the limiter backends needs.
+func limitSales(cfg *authzv1.Config, perSecond uint32) {
+	cfg.Policies = append(cfg.Policies, &authzv1.Policy{
+		Name:      benchPolicy,
+		RateLimit: &authzv1.RateLimit{Requests: perSecond, Period: durationpb.New(time.Second), Burst: perSecond},
+		Quota:     &authzv1.Quota{Requests: 1 << 50, Window: authzv1.Window_WINDOW_MONTH},
+	})
+	for _, p := range cfg.GetProfiles() {
+		for _, t := range p.GetApiToken().GetTokens() {
+			if t.GetId() == checktest.TokenSales {
+				p.PolicyId = benchPolicy
+			}
+		}
+	}
 }
 
 // noopServer allows everything without looking: the ceiling any ext_authz server reaches

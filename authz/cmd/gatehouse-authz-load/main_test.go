@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"gatehouse/authz/apitoken"
 	"gatehouse/authz/check"
 	"gatehouse/authz/check/checktest"
+	"gatehouse/authz/limit"
 	"gatehouse/authz/server"
 )
 
@@ -37,10 +39,46 @@ func TestMarshalRequestPatchesToken(t *testing.T) {
 	}
 }
 
-// The generator counts allowed and refused calls correctly against the real Check service.
-func TestDriveCountsDecisions(t *testing.T) {
-	fx := checktest.New(time.Now())
-	c := check.New(check.Config{})
+// A -rate-limit fixture sends every decision of the default token through the limiter with
+// its policy: a high limit allows them all, a low one refuses beyond its burst.
+func TestLimitSalesLimitsEveryDecision(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		perSecond uint32
+		allowed   int64
+	}{
+		{name: "never refuses", perSecond: maxRateLimit, allowed: 200},
+		{name: "burst of 10", perSecond: 10, allowed: 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := checktest.New(time.Now())
+			limitSales(fx.Config, tc.perSecond)
+			var calls atomic.Int64
+			mem := limit.NewMemory(limit.MemoryConfig{})
+			counted := limit.LimiterFunc(func(ctx context.Context, k limit.Key, p limit.Policy, now time.Time) (limit.Decision, error) {
+				calls.Add(1)
+				if p.Rate == nil || p.Quota == nil {
+					t.Errorf("policy %+v, want a rate and a quota", p)
+				}
+				return mem.Allow(ctx, k, p, now)
+			})
+			conns := serve(t, check.Config{Limiter: counted}, fx)
+			res := drive(context.Background(), time.Now().Add(time.Minute), conns, 4, 200, 0,
+				fx.Secret(checktest.TokenSales), "/sales/orders/o-1/items/2", checktest.EndpointItem, false)
+			if res.Requests != 200 || res.Allowed != tc.allowed || res.Errors != 0 {
+				t.Errorf("got %+v, want 200 calls, %d allowed", res, tc.allowed)
+			}
+			if got := calls.Load(); got != 200 {
+				t.Errorf("limiter decided %d calls, want all 200", got)
+			}
+		})
+	}
+}
+
+// serve runs the Check service with cfg and fx's config on loopback and returns a connection.
+func serve(t *testing.T, cfg check.Config, fx *checktest.Fixture) []*grpc.ClientConn {
+	t.Helper()
+	c := check.New(cfg)
 	if err := c.Swap(context.Background(), fx.Config); err != nil {
 		t.Fatal(err)
 	}
@@ -51,14 +89,20 @@ func TestDriveCountsDecisions(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = s.Serve(lis) }()
-	defer s.Stop()
+	t.Cleanup(s.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	conns := []*grpc.ClientConn{conn}
+	t.Cleanup(func() { _ = conn.Close() })
+	return []*grpc.ClientConn{conn}
+}
+
+// The generator counts allowed and refused calls correctly against the real Check service.
+func TestDriveCountsDecisions(t *testing.T) {
+	fx := checktest.New(time.Now())
+	conns := serve(t, check.Config{}, fx)
 	ctx := context.Background()
 	until := time.Now().Add(time.Minute)
 
