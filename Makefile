@@ -15,10 +15,10 @@ GOOGLEAPIS ?= /usr/share/gocode/src/github.com/gogo/googleapis
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./authz/cmd/... ./controlplane/cmd/...
+	$(GO) build -o $(BIN)/ ./authz/cmd/... ./controlplane/cmd/... ./deploy/example-runtime
 
 run: build
-	scripts/run.sh
+	BIN=$(BIN) DATA_DIR=$(DATA_DIR) scripts/run.sh
 
 test: lint proto-check
 	$(GO) test -race -count=1 ./...
