@@ -5,6 +5,7 @@
 # stops everything; the next run reuses the data directory (state, admin token, demo token).
 #
 # Environment: DATA_DIR (default .data), BIN (default bin, built by `make build`).
+# shellcheck disable=SC2317 # stop_all and on_exit run from traps, which shellcheck cannot see.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
