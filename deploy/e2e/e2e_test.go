@@ -15,11 +15,14 @@ import (
 )
 
 // baseConfig is what the test applies first: a collection the client may call, one it may not,
-// and three profiles of one client: unrestricted, office-only (IP allow list) and rate limited.
+// and four profiles of one client: unrestricted, office-only (IP allow list), rate limited and
+// with a daily quota.
 const baseConfig = `
 policies:
   - name: tight
     rate_limit: {requests: 3, per: minute, burst: 3}
+  - name: daily
+    quota: {requests: 3, per: day}
 collections:
   - name: shop
     version: v1
@@ -46,6 +49,10 @@ clients:
         collections: [shop]
         auth: {api_token: {}}
         policy: tight
+      - name: metered
+        collections: [shop]
+        auth: {api_token: {}}
+        policy: daily
 `
 
 // goodbyeEndpoint is added to the shop collection by the config change.
@@ -70,6 +77,7 @@ func TestEndToEndThroughNginx(t *testing.T) {
 	prod := p.createToken(t, "acme", "prod")
 	office := p.createToken(t, "acme", "office")
 	limited := p.createToken(t, "acme", "limited")
+	metered := p.createToken(t, "acme", "metered")
 	client, profile, collection := &adminv1.Client{}, &adminv1.AccessProfile{}, &adminv1.Collection{}
 	p.get(t, client, "clients", "acme")
 	p.get(t, profile, "profiles", "prod", "--client", "acme")
@@ -206,6 +214,14 @@ func TestEndToEndThroughNginx(t *testing.T) {
 		}
 	})
 
+	// Two of the three calls of the day are used before the authz restarts.
+	quotaDay := time.Now().UTC().YearDay()
+	for i := range 2 {
+		if err := wantStatus(p.call(t, request{path: "/shop-v1/hello", apiToken: metered.secret}), 200); err != nil {
+			t.Fatalf("metered call %d: %v", i+1, err)
+		}
+	}
+
 	pids := p.pids()
 	t.Run("config change takes effect without restarts", func(t *testing.T) {
 		p.apply(t, changedConfig())
@@ -255,6 +271,22 @@ func TestEndToEndThroughNginx(t *testing.T) {
 				}
 			})
 		}
+		t.Run("quota used before the restart still counts", func(t *testing.T) {
+			third := p.call(t, request{path: "/shop-v1/goodbye", apiToken: metered.secret})
+			fourth := p.call(t, request{path: "/shop-v1/goodbye", apiToken: metered.secret})
+			if time.Now().UTC().YearDay() != quotaDay {
+				t.Skip("a new UTC day began during the test, so the daily quota started over")
+			}
+			if err := wantStatus(third, 200); err != nil {
+				t.Fatalf("third call of the day: %v", err)
+			}
+			if err := wantProblem(fourth, 429, "quota_exceeded"); err != nil {
+				t.Fatalf("fourth call of the day: %v", err)
+			}
+			if fourth.header.Get("Retry-After") == "" {
+				t.Errorf("quota refusal without Retry-After; headers: %v", fourth.header)
+			}
+		})
 	})
 }
 
