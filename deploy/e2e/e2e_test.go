@@ -94,8 +94,8 @@ func TestEndToEndThroughNginx(t *testing.T) {
 			name string
 			req  request
 		}{
-			{"API-Token header", request{path: "/shop-v1/invoices/inv-42", apiToken: prod.secret}},
-			{"Basic auth", request{path: "/shop-v1/invoices/inv-42", basic: prod.secret}},
+			{"API-Token header", request{path: "/shop-v1/invoices/inv-42?lines=all", apiToken: prod.secret}},
+			{"Basic auth", request{path: "/shop-v1/invoices/inv-42?lines=all", basic: prod.secret}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				a := p.call(t, tc.req)
@@ -109,6 +109,7 @@ func TestEndToEndThroughNginx(t *testing.T) {
 				want := echo{
 					RecipeID: "shop.get-invoice",
 					Path:     "/recipes/shop.get-invoice",
+					Query:    "lines=all",
 					Gateway: map[string]string{
 						"client-id":     client.GetId(),
 						"profile-id":    profile.GetId(),
@@ -300,6 +301,7 @@ func withGoodbye(cfg string) string {
 type echo struct {
 	RecipeID    string            `json:"recipe_id"`
 	Path        string            `json:"path"`
+	Query       string            `json:"query,omitempty"`
 	Gateway     map[string]string `json:"gatehouse"`
 	Params      map[string]string `json:"path_params,omitempty"`
 	Credentials []string          `json:"credentials_seen,omitempty"`

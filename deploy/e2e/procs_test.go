@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,9 +61,10 @@ func isExecutable(p string) bool {
 // test runs exactly what users run.
 func buildBinaries(t *testing.T, dir string) map[string]string {
 	t.Helper()
+	// go test puts its own toolchain first on PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("go command: %v", err)
 	}
 	args := []string{"build", "-o", dir + string(filepath.Separator)}
 	out := map[string]string{}
