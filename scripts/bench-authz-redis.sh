@@ -56,12 +56,16 @@ wait_port() {
 }
 json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 calc() { python3 -c "print($1)"; }
+# cpu_us PID: the user+system CPU time a process has used, in microseconds. CPU per decision
+# tells the backends apart even when a busy machine blurs their throughput.
+cpu_us() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000000 / hz}' "/proc/$1/stat"; }
 
 # Redis: no persistence, so that only the limiter's work is measured.
 redis_port=$(free_port)
 "$REDIS_SERVER" --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
   --daemonize no --logfile "$work/redis.log" &
-pids+=($!)
+redis_server_pid=$!
+pids+=("$redis_server_pid")
 for _ in $(seq 100); do "$REDIS_CLI" -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 "$REDIS_CLI" -p "$redis_port" ping >/dev/null 2>&1 || { echo "redis-server did not start:" >&2; cat "$work/redis.log" >&2; exit 1; }
 
@@ -84,6 +88,7 @@ start_authz() {
     --grpc-addr="127.0.0.1:$grpc" --http-addr="127.0.0.1:$http" --log-level=warn "$@" \
     2>"$work/$name.log" &
   pids+=($!)
+  printf -v "${name}_pid" %s "$!"
   printf -v "${name}_grpc" %s "$grpc"
   printf -v "${name}_http" %s "$http"
   wait_port "$grpc"
@@ -128,6 +133,7 @@ redis_load() {
 }
 
 mem_ok0=$(limit_ok "$memory_http") redis_ok0=$(limit_ok "$redis_http")
+mem_cpu0=$(cpu_us "$memory_pid") redis_cpu0=$(cpu_us "$redis_pid") server_cpu0=$(cpu_us "$redis_server_pid")
 mem_load "127.0.0.1:$memory_grpc" -concurrency "$CONCURRENCY" -duration 1s
 redis_load "127.0.0.1:$redis_grpc" -concurrency "$CONCURRENCY" -duration 1s
 
@@ -158,6 +164,9 @@ echo "half load redis ($half_redis/s):  $hr"
 
 # Every Check of the fixture's token must have been decided by the limiter, and the Redis one
 # must never have left Redis for its fail mode.
+mem_cpu=$(calc "round(($(cpu_us "$memory_pid") - $mem_cpu0) / $mem_checks, 1)")
+redis_cpu=$(calc "round(($(cpu_us "$redis_pid") - $redis_cpu0) / $redis_checks, 1)")
+server_cpu=$(calc "round(($(cpu_us "$redis_server_pid") - $server_cpu0) / $redis_checks, 1)")
 mem_decided=$(calc "$(limit_ok "$memory_http") - $mem_ok0")
 redis_decided=$(calc "$(limit_ok "$redis_http") - $redis_ok0")
 redis_errors=$(metric "$redis_http" gatehouse_limit_backend_errors_total)
@@ -170,7 +179,7 @@ other=0 breakdown=''
 for name in $(printf '%s\n' "${!cmd_delta[@]}" | sort); do
   n=${cmd_delta[$name]}
   [ "$n" = 0 ] && continue
-  breakdown+=" $name=$(calc "round($n / $redis_checks, 4)")"
+  breakdown+=" $name=$(calc "'%.3g' % ($n / $redis_checks)")"
   case $name in
     evalsha | eval) ;;
     get | set | incr | pexpire) ;;
@@ -188,6 +197,7 @@ p99 us                $(printf '%-13s %-13s' "$(json p99_us <<<"$best_mem_run")"
 half load             $(printf '%-13s %-13s' "$half_mem/s" "$half_redis/s")
 half load p50 us      $(printf '%-13s %-13s' "$(json p50_us <<<"$hm")" "$(json p50_us <<<"$hr")") $(ratio p50_us "$hm" "$hr")
 half load p99 us      $(printf '%-13s %-13s' "$(json p99_us <<<"$hm")" "$(json p99_us <<<"$hr")") $(ratio p99_us "$hm" "$hr")
+sidecar CPU us/call   $(printf '%-13s %-13s' "$mem_cpu" "$redis_cpu") $(calc "round($redis_cpu / $mem_cpu, 3)") (redis-server: $server_cpu us per decision more)
 limiter decisions     $(printf '%-13s %-13s' "$(printf '%.0f' "$mem_decided")/$mem_checks" "$(printf '%.0f' "$redis_decided")/$redis_checks") (ok decisions / Check calls)
 
 Redis round trips     $(calc "round(($trips + $other) / $redis_checks, 4)") per decision (target 1): $trips EVALSHA+EVAL and $other other commands for $redis_checks Check calls
