@@ -171,7 +171,7 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 				return nil
 			},
-			stop:  func(ctx context.Context) { hs.Shutdown(); stopGRPC(ctx, grpcSrv) },
+			stop: func(ctx context.Context) { hs.Shutdown(); stopGRPC(ctx, grpcSrv) },
 		},
 		{
 			name: serverAdminHTTP, addr: cfg.AdminHTTPAddr,
