@@ -80,6 +80,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
 	fs.DurationVar(&cfg.Compile.AuthzTimeout, "authz-timeout", compile.DefaultAuthzTimeout, "how long a gateway waits for its authz sidecar before failing closed (503)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", "PEM certificate (chain) to serve both admin APIs over TLS; with --tls-key-file")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	fs.StringVar(&cfg.XDSTLSCertFile, "xds-tls-cert-file", "", "PEM certificate (chain) to serve xDS and the access-log service over TLS; with --xds-tls-key-file (default: plaintext)")
+	fs.StringVar(&cfg.XDSTLSKeyFile, "xds-tls-key-file", "", "PEM private key of --xds-tls-cert-file")
+	fs.StringVar(&cfg.XDSClientCAFile, "xds-client-ca-file", "", "PEM CAs that sign gateway and sidecar client certificates; set, xDS requires and verifies them (mutual TLS)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, 0, err

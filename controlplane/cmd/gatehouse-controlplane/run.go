@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +47,12 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, when both set, serve the admin APIs over TLS, which
 	// gatehousectl expects for any address that is not loopback.
 	TLSCertFile, TLSKeyFile string
+	// XDSTLSCertFile and XDSTLSKeyFile, when both set, serve xDS and the access-log service
+	// over TLS: the port ships token hashes and JWT HMAC secrets. Empty serves plaintext.
+	XDSTLSCertFile, XDSTLSKeyFile string
+	// XDSClientCAFile, when set, makes xDS mutual TLS: every gateway and sidecar must present
+	// a client certificate signed by one of these PEM CAs. Needs XDSTLSCertFile.
+	XDSClientCAFile string
 	// Logger receives the control plane's logs; nil discards them.
 	Logger *slog.Logger
 	// Out receives what an operator must read once: the addresses and a new admin token.
@@ -97,6 +102,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	xdsTLS, err := loadXDSTLS(cfg.XDSTLSCertFile, cfg.XDSTLSKeyFile, cfg.XDSClientCAFile)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -128,7 +137,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if _, err := compile.Compile(&store.Snapshot{}, cfg.Compile); err != nil {
 		return fmt.Errorf("compile settings: %w", err)
 	}
-	xsrv, err := xds.New(ctx, xds.Config{Logger: log, Registry: reg})
+	xcfg := xds.Config{Logger: log, Registry: reg}
+	if xdsTLS != nil {
+		// The access-log service shares this gRPC server, so Envoy's call logs travel over the
+		// same TLS (and client certificates) as its config.
+		xcfg.GRPCServerOptions = []grpc.ServerOption{grpc.Creds(credentials.NewTLS(xdsTLS))}
+	}
+	xsrv, err := xds.New(ctx, xcfg)
 	if err != nil {
 		return err
 	}
@@ -228,7 +243,7 @@ func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []se
 		addrs[s.name] = l.Addr().String()
 		log.Info("listening", "server", s.name, "addr", l.Addr().String())
 	}
-	printBanner(out, addrs, cfg.TLSCertFile != "", dbPath, secret)
+	printBanner(out, addrs, cfg.TLSCertFile != "", xdsSecurity(cfg), dbPath, secret)
 	if cfg.OnListen != nil {
 		for _, s := range servers {
 			cfg.OnListen(s.name, addrs[s.name])
@@ -263,21 +278,6 @@ func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []se
 	return g.Wait()
 }
 
-// loadTLS returns the TLS configuration of the admin servers, or nil to serve plaintext.
-func loadTLS(certFile, keyFile string) (*tls.Config, error) {
-	if certFile == "" && keyFile == "" {
-		return nil, nil
-	}
-	if certFile == "" || keyFile == "" {
-		return nil, errors.New("TLS needs both --tls-cert-file and --tls-key-file")
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
-}
-
 // stopGRPC drains in-flight calls, cutting them off when ctx ends first.
 func stopGRPC(ctx context.Context, s *grpc.Server) {
 	done := make(chan struct{})
@@ -290,7 +290,7 @@ func stopGRPC(ctx context.Context, s *grpc.Server) {
 }
 
 // printBanner tells the operator where the API is and, once, the new admin token.
-func printBanner(out io.Writer, addrs map[string]string, tls bool, dbPath, secret string) {
+func printBanner(out io.Writer, addrs map[string]string, tls bool, xdsSec, dbPath, secret string) {
 	scheme := "http://"
 	if tls {
 		scheme = "https://"
@@ -299,7 +299,7 @@ func printBanner(out io.Writer, addrs map[string]string, tls bool, dbPath, secre
 	fmt.Fprintf(out, "gatehouse control plane\n")
 	fmt.Fprintf(out, "  admin REST: %s/v1/ (OpenAPI at %s/openapi.json)\n", base, base)
 	fmt.Fprintf(out, "  admin gRPC: %s\n", dialable(addrs[serverAdminGRPC]))
-	fmt.Fprintf(out, "  xDS + ALS:  %s\n", dialable(addrs[serverXDS]))
+	fmt.Fprintf(out, "  xDS + ALS:  %s (%s)\n", dialable(addrs[serverXDS]), xdsSec)
 	fmt.Fprintf(out, "  store:      %s\n", dbPath)
 	if secret != "" {
 		fmt.Fprintf(out, "\nNew admin token (shown only this once; only its hash is stored):\n\n  %s\n\n", secret)
