@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"errors"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -13,10 +12,16 @@ import (
 
 const kindClient = "client"
 
-var clientMask = maskRules{
-	prefix:     "client",
-	keys:       []string{"id", "etag"},
-	outputOnly: []string{"create_time", "update_time"},
+// clientResource is how the shared steps handle clients.
+var clientResource = topLevel[*adminv1.Client]{
+	table:    store.Clients,
+	kind:     kindClient,
+	plural:   "clients",
+	idPrefix: prefixClient,
+	stamps: func(c *adminv1.Client) stamps {
+		return stamps{id: &c.Id, etag: &c.Etag, createTime: &c.CreateTime, updateTime: &c.UpdateTime}
+	},
+	defaults: clientDefaults,
 }
 
 // clients implements ClientService.
@@ -33,137 +38,47 @@ func clientDefaults(cl *adminv1.Client) {
 }
 
 func (c clients) CreateClient(ctx context.Context, req *adminv1.CreateClientRequest) (*adminv1.Client, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	cl := proto.Clone(req.GetClient()).(*adminv1.Client)
-	cl.Id = newID(prefixClient)
-	clientDefaults(cl)
-	_, err := c.s.write(ctx, "create client", func(w *wtx) error {
-		cl.CreateTime, cl.UpdateTime, cl.Etag = w.now, w.now, w.etag
-		if err := uniqueName(w.Tx, store.Clients, kindClient, "", cl.Id, cl.Name, "client.name"); err != nil {
-			return err
-		}
-		w.record("create", kindClient, cl.Id, cl.Name, "")
-		return store.Put(w.Tx, store.Clients, cl)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return cl, nil
+	return clientResource.create(ctx, c.s, req, req.GetClient())
 }
 
 func (c clients) GetClient(ctx context.Context, req *adminv1.GetClientRequest) (*adminv1.Client, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	var out *adminv1.Client
-	err := c.s.read("get client", func(tx *store.Tx) error {
-		var err error
-		out, err = getIn(tx, store.Clients, kindClient, "", req.GetId())
-		return err
-	})
-	return out, err
+	return clientResource.get(c.s, req)
 }
 
 func (c clients) ListClients(ctx context.Context, req *adminv1.ListClientsRequest) (*adminv1.ListClientsResponse, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	items, next, err := clientResource.list(c.s, req)
+	if err != nil {
 		return nil, err
 	}
-	out := &adminv1.ListClientsResponse{}
-	err := c.s.read("list clients", func(tx *store.Tx) error {
-		var err error
-		out.Clients, out.NextPageToken, err = page(tx, store.Clients, "", req.GetPageSize(), req.GetPageToken(), (*adminv1.Client).GetId)
-		return err
-	})
-	return out, err
+	return &adminv1.ListClientsResponse{Clients: items, NextPageToken: next}, nil
 }
 
 func (c clients) UpdateClient(ctx context.Context, req *adminv1.UpdateClientRequest) (*adminv1.Client, error) {
-	in := req.GetClient()
-	if err := requireUpdate("client", in != nil, map[string]string{"id": in.GetId()}); err != nil {
-		return nil, err
-	}
-	paths, err := updatePaths(in, req.GetUpdateMask(), clientMask)
-	if err != nil {
-		return nil, err
-	}
-	var out *adminv1.Client
-	_, err = c.s.write(ctx, "update client", func(w *wtx) error {
-		cur, err := getIn(w.Tx, store.Clients, kindClient, "", in.GetId())
-		if err != nil {
-			return err
-		}
-		if err := checkEtag(kindClient, cur.Id, in.GetEtag(), cur.Etag); err != nil {
-			return err
-		}
-		next := proto.Clone(cur).(*adminv1.Client)
-		applyPaths(next, in, paths)
-		clientDefaults(next)
-		if proto.Equal(next, cur) {
-			out = cur
-			return nil
-		}
-		var v violations
-		v.addPGV("client", next.ValidateAll())
-		if err := v.err(); err != nil {
-			return err
-		}
-		if err := uniqueName(w.Tx, store.Clients, kindClient, "", next.Id, next.Name, "client.name"); err != nil {
-			return err
-		}
-		next.UpdateTime, next.Etag = w.now, w.etag
-		w.record("update", kindClient, next.Id, next.Name, "")
-		out = next
-		return store.Put(w.Tx, store.Clients, next)
-	})
-	return out, err
+	return clientResource.update(ctx, c.s, req.GetClient(), req.GetUpdateMask())
 }
 
 func (c clients) DeleteClient(ctx context.Context, req *adminv1.DeleteClientRequest) (*emptypb.Empty, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
-		return nil, err
+	var children func(*wtx, *adminv1.Client) error
+	if req.GetForce() {
+		children = deleteClientProfiles
 	}
-	_, err := c.s.write(ctx, "delete client", func(w *wtx) error {
-		cur, err := getIn(w.Tx, store.Clients, kindClient, "", req.GetId())
-		if err != nil {
-			return err
-		}
-		if err := checkEtag(kindClient, cur.Id, req.GetEtag(), cur.Etag); err != nil {
-			return err
-		}
-		if req.GetForce() {
-			prfs, err := store.List(w.Tx, store.Profiles, cur.Id, "", 0)
-			if err != nil {
-				return err
-			}
-			for _, p := range prfs {
-				if err := deleteProfile(w, p); err != nil {
-					return err
-				}
-			}
-		}
-		err = store.Delete(w.Tx, store.Clients, "", cur.Id)
-		var re *store.ReferencedError
-		if errors.As(err, &re) {
-			return referenced(re, "delete its access profiles first or set force to delete them and their tokens with it")
-		}
-		if err != nil {
-			return err
-		}
-		w.record("delete", kindClient, cur.Id, cur.Name, "")
-		return nil
-	})
-	if err != nil {
+	hint := "delete its access profiles first or set force to delete them and their tokens with it"
+	if err := clientResource.delete(ctx, c.s, req, children, hint); err != nil {
 		return nil, err
 	}
 	return &emptypb.Empty{}, nil
+}
+
+// deleteClientProfiles deletes the access profiles of cl and their tokens, for a forced delete.
+func deleteClientProfiles(w *wtx, cl *adminv1.Client) error {
+	prfs, err := store.List(w.Tx, store.Profiles, cl.Id, "", 0)
+	if err != nil {
+		return err
+	}
+	for _, p := range prfs {
+		if err := deleteProfile(w, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,11 +2,9 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"gatehouse/controlplane/store"
@@ -15,10 +13,16 @@ import (
 
 const kindCollection = "collection"
 
-var collectionMask = maskRules{
-	prefix:     "collection",
-	keys:       []string{"id", "etag"},
-	outputOnly: []string{"create_time", "update_time"},
+// collectionResource is how the shared steps handle collections.
+var collectionResource = topLevel[*adminv1.Collection]{
+	table:    store.Collections,
+	kind:     kindCollection,
+	plural:   "collections",
+	idPrefix: prefixCollection,
+	stamps: func(c *adminv1.Collection) stamps {
+		return stamps{id: &c.Id, etag: &c.Etag, createTime: &c.CreateTime, updateTime: &c.UpdateTime}
+	},
+	check: checkCollection,
 }
 
 // collections implements CollectionService.
@@ -28,25 +32,7 @@ type collections struct {
 }
 
 func (c collections) CreateCollection(ctx context.Context, req *adminv1.CreateCollectionRequest) (*adminv1.Collection, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	col := proto.Clone(req.GetCollection()).(*adminv1.Collection)
-	col.Id = newID(prefixCollection)
-	_, err := c.s.write(ctx, "create collection", func(w *wtx) error {
-		col.CreateTime, col.UpdateTime, col.Etag = w.now, w.now, w.etag
-		if err := checkCollection(w.Tx, col); err != nil {
-			return err
-		}
-		w.record("create", kindCollection, col.Id, col.Name, "")
-		return store.Put(w.Tx, store.Collections, col)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return col, nil
+	return collectionResource.create(ctx, c.s, req, req.GetCollection())
 }
 
 // checkCollection applies the rules that span collections: unique name and unique path.
@@ -69,120 +55,46 @@ func checkCollection(tx *store.Tx, col *adminv1.Collection) error {
 }
 
 func (c collections) GetCollection(ctx context.Context, req *adminv1.GetCollectionRequest) (*adminv1.Collection, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	var out *adminv1.Collection
-	err := c.s.read("get collection", func(tx *store.Tx) error {
-		var err error
-		out, err = getIn(tx, store.Collections, kindCollection, "", req.GetId())
-		return err
-	})
-	return out, err
+	return collectionResource.get(c.s, req)
 }
 
 func (c collections) ListCollections(ctx context.Context, req *adminv1.ListCollectionsRequest) (*adminv1.ListCollectionsResponse, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	items, next, err := collectionResource.list(c.s, req)
+	if err != nil {
 		return nil, err
 	}
-	out := &adminv1.ListCollectionsResponse{}
-	err := c.s.read("list collections", func(tx *store.Tx) error {
-		var err error
-		out.Collections, out.NextPageToken, err = page(tx, store.Collections, "", req.GetPageSize(), req.GetPageToken(), (*adminv1.Collection).GetId)
-		return err
-	})
-	return out, err
+	return &adminv1.ListCollectionsResponse{Collections: items, NextPageToken: next}, nil
 }
 
 func (c collections) UpdateCollection(ctx context.Context, req *adminv1.UpdateCollectionRequest) (*adminv1.Collection, error) {
-	in := req.GetCollection()
-	if err := requireUpdate("collection", in != nil, map[string]string{"id": in.GetId()}); err != nil {
-		return nil, err
-	}
-	paths, err := updatePaths(in, req.GetUpdateMask(), collectionMask)
-	if err != nil {
-		return nil, err
-	}
-	var out *adminv1.Collection
-	_, err = c.s.write(ctx, "update collection", func(w *wtx) error {
-		cur, err := getIn(w.Tx, store.Collections, kindCollection, "", in.GetId())
-		if err != nil {
-			return err
-		}
-		if err := checkEtag(kindCollection, cur.Id, in.GetEtag(), cur.Etag); err != nil {
-			return err
-		}
-		next := proto.Clone(cur).(*adminv1.Collection)
-		applyPaths(next, in, paths)
-		if proto.Equal(next, cur) {
-			out = cur // nothing to change: no write, no new revision
-			return nil
-		}
-		var v violations
-		v.addPGV("collection", next.ValidateAll())
-		if err := v.err(); err != nil {
-			return err
-		}
-		if err := checkCollection(w.Tx, next); err != nil {
-			return err
-		}
-		next.UpdateTime, next.Etag = w.now, w.etag
-		w.record("update", kindCollection, next.Id, next.Name, "")
-		out = next
-		return store.Put(w.Tx, store.Collections, next)
-	})
-	return out, err
+	return collectionResource.update(ctx, c.s, req.GetCollection(), req.GetUpdateMask())
 }
 
 func (c collections) DeleteCollection(ctx context.Context, req *adminv1.DeleteCollectionRequest) (*emptypb.Empty, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
-		return nil, err
+	hint := "delete its endpoints first or set force to delete them with it; access profiles that name it must be changed first"
+	var children func(*wtx, *adminv1.Collection) error
+	if req.GetForce() {
+		hint, children = "delete or change the access profiles that name it first", deleteCollectionEndpoints
 	}
-	_, err := c.s.write(ctx, "delete collection", func(w *wtx) error {
-		cur, err := getIn(w.Tx, store.Collections, kindCollection, "", req.GetId())
-		if err != nil {
-			return err
-		}
-		if err := checkEtag(kindCollection, cur.Id, req.GetEtag(), cur.Etag); err != nil {
-			return err
-		}
-		if req.GetForce() {
-			eps, err := store.List(w.Tx, store.Endpoints, cur.Id, "", 0)
-			if err != nil {
-				return err
-			}
-			for _, ep := range eps {
-				if err := store.Delete(w.Tx, store.Endpoints, cur.Id, ep.Id); err != nil {
-					return err
-				}
-				w.record("delete", kindEndpoint, ep.Id, ep.Name, cur.Id)
-			}
-		}
-		err = store.Delete(w.Tx, store.Collections, "", cur.Id)
-		var re *store.ReferencedError
-		if errors.As(err, &re) {
-			hint := "delete or change the access profiles that name it first"
-			if !req.GetForce() {
-				hint = "delete its endpoints first or set force to delete them with it; access profiles that name it must be changed first"
-			}
-			return referenced(re, hint)
-		}
-		if err != nil {
-			return err
-		}
-		w.record("delete", kindCollection, cur.Id, cur.Name, "")
-		return nil
-	})
-	if err != nil {
+	if err := collectionResource.delete(ctx, c.s, req, children, hint); err != nil {
 		return nil, err
 	}
 	return &emptypb.Empty{}, nil
+}
+
+// deleteCollectionEndpoints deletes the endpoints of col, for a forced delete.
+func deleteCollectionEndpoints(w *wtx, col *adminv1.Collection) error {
+	eps, err := store.List(w.Tx, store.Endpoints, col.Id, "", 0)
+	if err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		if err := store.Delete(w.Tx, store.Endpoints, col.Id, ep.Id); err != nil {
+			return err
+		}
+		w.record("delete", kindEndpoint, ep.Id, ep.Name, col.Id)
+	}
+	return nil
 }
 
 // requireUpdate refuses an update request without the resource it updates or its keys.

@@ -110,6 +110,14 @@ func TestValidation(t *testing.T) {
 			_, err := e.eps.UpdateEndpoint(ctx, &adminv1.UpdateEndpointRequest{Endpoint: &adminv1.Endpoint{Name: "x"}})
 			return err
 		}, []string{"endpoint.collection_id", "endpoint.id"}},
+		{"update: no resource", func(ctx context.Context) error {
+			_, err := e.clis.UpdateClient(ctx, &adminv1.UpdateClientRequest{})
+			return err
+		}, []string{"client"}},
+		{"update: top-level resource without id", func(ctx context.Context) error {
+			_, err := e.pols.UpdatePolicy(ctx, &adminv1.UpdatePolicyRequest{Policy: &adminv1.AccessPolicy{Name: "x"}})
+			return err
+		}, []string{"policy.id"}},
 		{"update: merged result invalid", func(ctx context.Context) error {
 			_, err := e.cols.UpdateCollection(ctx, &adminv1.UpdateCollectionRequest{Collection: &adminv1.Collection{Id: f.col.Id},
 				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"name", "path"}}})
