@@ -12,10 +12,12 @@ import (
 	"text/template"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	// Registers HttpProtocolOptions, the one typed config the bootstrap holds, for the strict
-	// decode in Parse.
+	// Register the typed configs the bootstrap holds (HttpProtocolOptions and, with xDS TLS,
+	// UpstreamTlsContext) for the strict decode and the validation in Parse.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
 	"sigs.k8s.io/yaml"
 )
 
@@ -34,6 +36,18 @@ type Config struct {
 	// AdminAddr is Envoy's admin host:port; default "127.0.0.1:9901". It must be a loopback
 	// address: the admin interface can drain and reconfigure the proxy.
 	AdminAddr string
+
+	// XDSCAFile, when set, makes the gateway reach the control plane (xDS and access logs)
+	// over TLS and verify its certificate against this PEM bundle: a path on the gateway, read
+	// by Envoy. Envoy has no default trust store, so every other XDS* field needs it. Empty
+	// keeps the connection plaintext.
+	XDSCAFile string
+	// XDSCertFile and XDSKeyFile are the gateway's client certificate and key, for a control
+	// plane that requires them (mutual TLS); both or neither.
+	XDSCertFile, XDSKeyFile string
+	// XDSServerName is sent as SNI and must be a subject alternative name of the control
+	// plane's certificate; default the host of ControlPlaneAddr.
+	XDSServerName string
 }
 
 // Defaults returns the platform's default configuration.
@@ -83,6 +97,39 @@ func parseAddr(what, addr string) (endpoint, error) {
 	return e, nil
 }
 
+// upstreamTLS is what the template needs for the control plane cluster's TLS.
+type upstreamTLS struct {
+	SNI                       string // empty when the server is named by an IP (SNI is a host name)
+	CAFile, CertFile, KeyFile string
+	SANType, SAN              string // the subject alternative name the server's certificate must carry
+}
+
+// xdsTLS checks the XDS* fields and returns the TLS of the control plane cluster, or nil for
+// plaintext. Envoy checks only the chain unless told a name to match, so the server's
+// name is always matched against its certificate: without it, any certificate from the same
+// CA (a gateway's client certificate, say) could pose as the control plane.
+func (c Config) xdsTLS(cpHost string) (*upstreamTLS, error) {
+	if c.XDSCAFile == "" {
+		if c.XDSCertFile != "" || c.XDSKeyFile != "" || c.XDSServerName != "" {
+			return nil, fmt.Errorf("xDS TLS needs -xds-ca-file: Envoy verifies the control plane only against it")
+		}
+		return nil, nil
+	}
+	if (c.XDSCertFile == "") != (c.XDSKeyFile == "") {
+		return nil, fmt.Errorf("xDS client certificate: -xds-cert-file and -xds-key-file go together")
+	}
+	t := &upstreamTLS{CAFile: c.XDSCAFile, CertFile: c.XDSCertFile, KeyFile: c.XDSKeyFile, SANType: "DNS", SAN: c.XDSServerName}
+	if t.SAN == "" {
+		t.SAN = cpHost
+	}
+	if net.ParseIP(t.SAN) != nil {
+		t.SANType = "IP_ADDRESS"
+	} else {
+		t.SNI = t.SAN
+	}
+	return t, nil
+}
+
 // quote renders a string as a YAML double-quoted scalar (JSON strings are valid YAML).
 func quote(s string) (string, error) {
 	b, err := json.Marshal(s)
@@ -110,11 +157,16 @@ func Render(cfg Config) ([]byte, error) {
 	if ip := net.ParseIP(admin.Host); ip == nil || !ip.IsLoopback() {
 		return nil, fmt.Errorf("admin address %q: must be a loopback IP", cfg.AdminAddr)
 	}
+	xdsTLS, err := cfg.xdsTLS(cp.Host)
+	if err != nil {
+		return nil, err
+	}
 	var buf bytes.Buffer
 	err = tmpl.Execute(&buf, struct {
 		Config
 		ControlPlane, Authz, Admin endpoint
-	}{cfg, cp, authz, admin})
+		XDSTLS                     *upstreamTLS
+	}{cfg, cp, authz, admin, xdsTLS})
 	if err != nil {
 		return nil, fmt.Errorf("render bootstrap: %w", err)
 	}
@@ -138,11 +190,38 @@ func Parse(y []byte) (*bootstrapv3.Bootstrap, error) {
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("bootstrap invalid: %w", err)
 	}
+	// ValidateAll stops at Any fields; Envoy validates the typed configs inside them too.
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if ts := c.GetTransportSocket(); ts != nil {
+			if err := validateTyped(ts.GetTypedConfig()); err != nil {
+				return nil, fmt.Errorf("bootstrap invalid: cluster %s: transport socket %s: %w", c.GetName(), ts.GetName(), err)
+			}
+		}
+		for name, opts := range c.GetTypedExtensionProtocolOptions() {
+			if err := validateTyped(opts); err != nil {
+				return nil, fmt.Errorf("bootstrap invalid: cluster %s: %s: %w", c.GetName(), name, err)
+			}
+		}
+	}
 	return &b, nil
 }
 
+// validateTyped unpacks a typed config and runs its validation rules.
+func validateTyped(a *anypb.Any) error {
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return err
+	}
+	v, ok := m.(interface{ ValidateAll() error })
+	if !ok {
+		return fmt.Errorf("%s has no validation rules", a.GetTypeUrl())
+	}
+	return v.ValidateAll()
+}
+
 // The gRPC clusters speak HTTP/2 with keepalive pings, so a control plane or sidecar that
-// vanished without closing the connection is noticed in seconds.
+// vanished without closing the connection is noticed in seconds. Over TLS the control plane
+// cluster offers ALPN h2: gRPC servers refuse TLS clients that negotiate no protocol.
 const bootstrapTemplate = `# Envoy bootstrap of a Gatehouse gateway, rendered by "gatehouse-controlplane bootstrap".
 # Listeners, routes and clusters come from the control plane over ADS.
 node:
@@ -175,6 +254,32 @@ static_resources:
             connection_keepalive:
               interval: 30s
               timeout: 5s
+{{- with .XDSTLS}}
+    transport_socket:
+      name: envoy.transport_sockets.tls
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+{{- if .SNI}}
+        sni: {{q .SNI}}
+{{- end}}
+        common_tls_context:
+          alpn_protocols:
+          - h2
+{{- if .CertFile}}
+          tls_certificates:
+          - certificate_chain:
+              filename: {{q .CertFile}}
+            private_key:
+              filename: {{q .KeyFile}}
+{{- end}}
+          validation_context:
+            trusted_ca:
+              filename: {{q .CAFile}}
+            match_typed_subject_alt_names:
+            - san_type: {{.SANType}}
+              matcher:
+                exact: {{q .SAN}}
+{{- end}}
     load_assignment:
       cluster_name: gatehouse-controlplane
       endpoints:

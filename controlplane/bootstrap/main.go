@@ -21,6 +21,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.ControlPlaneAddr, "xds-addr", d.ControlPlaneAddr, "control plane xDS host:port")
 	fs.StringVar(&cfg.AuthzAddr, "authz-addr", d.AuthzAddr, "authz sidecar ext_authz gRPC host:port")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", d.AdminAddr, "Envoy admin host:port (loopback only)")
+	fs.StringVar(&cfg.XDSCAFile, "xds-ca-file", "", "PEM CAs (a path on the gateway) that sign the control plane's certificate; set, xDS and access logs use TLS (default: plaintext)")
+	fs.StringVar(&cfg.XDSCertFile, "xds-cert-file", "", "gateway client certificate (path on the gateway) for a control plane that requires one (mutual TLS); with -xds-key-file")
+	fs.StringVar(&cfg.XDSKeyFile, "xds-key-file", "", "private key (path on the gateway) of -xds-cert-file")
+	fs.StringVar(&cfg.XDSServerName, "xds-server-name", "", "name sent as SNI and required in the control plane's certificate (default: the host of -xds-addr)")
 	fs.StringVar(&out, "out", "", "file to write; stdout when empty")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: gatehouse-controlplane bootstrap [flags]\nRenders the Envoy bootstrap of a gateway.")
