@@ -278,6 +278,13 @@ func TestTokens(t *testing.T) {
 	wantOld.ExpireTime = timestamppb.New(e.clock.now().Add(time.Hour))
 	wantOld.RotatedToId = rotated.Token.Id
 	diff(t, wantOld, old, protocmp.Transform())
+	// The audit log shows the old token rotated, then the new one created, under the profile.
+	rotation := must[*adminv1.ListAuditEventsResponse](t)(e.auditLog.ListAuditEvents(ctx, &adminv1.ListAuditEventsRequest{ResourceId: f.prf.Id, PageSize: 2}))
+	var audited []string
+	for _, ev := range rotation.AuditEvents {
+		audited = append(audited, ev.Action+" "+ev.ResourceId+" in "+ev.ParentId)
+	}
+	diff(t, []string{"create " + rotated.Token.Id + " in " + f.prf.Id, "rotate " + tok.Id + " in " + f.prf.Id}, audited)
 	_, err := e.toks.RotateToken(ctx, &adminv1.RotateTokenRequest{ClientId: f.cli.Id, ProfileId: f.prf.Id, Id: tok.Id})
 	wantCode(t, err, codes.FailedPrecondition)
 

@@ -62,6 +62,36 @@ func newToken(p *adminv1.AccessProfile, name string, now *timestamppb.Timestamp)
 	return t, tok.Secret, nil
 }
 
+// tokenRef is a request that names one token of a client's profile.
+type tokenRef interface {
+	GetClientId() string
+	GetProfileId() string
+	GetId() string
+}
+
+// tokenIn loads the token ref names and its profile, which must belong to the client.
+func tokenIn(tx *store.Tx, ref tokenRef) (*adminv1.AccessProfile, *adminv1.ApiToken, error) {
+	p, err := tokenProfile(tx, ref.GetClientId(), ref.GetProfileId())
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := getIn(tx, store.Tokens, kindToken, p.GetId(), ref.GetId())
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, t, nil
+}
+
+// putNew stores a token made by newToken and returns it with its secret, which the caller sees
+// this once.
+func putNew(w *wtx, t *adminv1.ApiToken, secret string) (*adminv1.TokenSecret, error) {
+	if err := store.Put(w.Tx, store.Tokens, t); err != nil {
+		return nil, err
+	}
+	w.record("create", kindToken, t.Id, t.Name, t.ProfileId)
+	return &adminv1.TokenSecret{Token: publicToken(t), Secret: secret}, nil
+}
+
 func (ts tokens) CreateToken(ctx context.Context, req *adminv1.CreateTokenRequest) (*adminv1.TokenSecret, error) {
 	var v violations
 	v.addPGV("", req.ValidateAll())
@@ -71,7 +101,7 @@ func (ts tokens) CreateToken(ctx context.Context, req *adminv1.CreateTokenReques
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	out := &adminv1.TokenSecret{}
+	var out *adminv1.TokenSecret
 	_, err := ts.s.write(ctx, "create token", func(w *wtx) error {
 		p, err := tokenProfile(w.Tx, req.GetClientId(), req.GetProfileId())
 		if err != nil {
@@ -85,12 +115,8 @@ func (ts tokens) CreateToken(ctx context.Context, req *adminv1.CreateTokenReques
 			return err
 		}
 		t.ExpireTime = req.GetExpireTime()
-		if err := store.Put(w.Tx, store.Tokens, t); err != nil {
-			return err
-		}
-		w.record("create", kindToken, t.Id, t.Name, p.GetId())
-		out.Token, out.Secret = publicToken(t), secret
-		return nil
+		out, err = putNew(w, t, secret)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -99,18 +125,13 @@ func (ts tokens) CreateToken(ctx context.Context, req *adminv1.CreateTokenReques
 }
 
 func (ts tokens) GetToken(ctx context.Context, req *adminv1.GetTokenRequest) (*adminv1.ApiToken, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	var out *adminv1.ApiToken
 	err := ts.s.read("get token", func(tx *store.Tx) error {
-		if _, err := tokenProfile(tx, req.GetClientId(), req.GetProfileId()); err != nil {
-			return err
-		}
 		var err error
-		out, err = getIn(tx, store.Tokens, kindToken, req.GetProfileId(), req.GetId())
+		_, out, err = tokenIn(tx, req)
 		return err
 	})
 	if err != nil {
@@ -120,9 +141,7 @@ func (ts tokens) GetToken(ctx context.Context, req *adminv1.GetTokenRequest) (*a
 }
 
 func (ts tokens) ListTokens(ctx context.Context, req *adminv1.ListTokensRequest) (*adminv1.ListTokensResponse, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	out := &adminv1.ListTokensResponse{}
@@ -157,22 +176,16 @@ func usable(t *adminv1.ApiToken, now time.Time) error {
 }
 
 func (ts tokens) RotateToken(ctx context.Context, req *adminv1.RotateTokenRequest) (*adminv1.TokenSecret, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	grace := defaultGrace
 	if g := req.GetGracePeriod(); g != nil {
 		grace = g.AsDuration()
 	}
-	out := &adminv1.TokenSecret{}
+	var out *adminv1.TokenSecret
 	_, err := ts.s.write(ctx, "rotate token", func(w *wtx) error {
-		p, err := tokenProfile(w.Tx, req.GetClientId(), req.GetProfileId())
-		if err != nil {
-			return err
-		}
-		old, err := getIn(w.Tx, store.Tokens, kindToken, p.GetId(), req.GetId())
+		p, old, err := tokenIn(w.Tx, req)
 		if err != nil {
 			return err
 		}
@@ -195,13 +208,9 @@ func (ts tokens) RotateToken(ctx context.Context, req *adminv1.RotateTokenReques
 		if err := store.Put(w.Tx, store.Tokens, old); err != nil {
 			return err
 		}
-		if err := store.Put(w.Tx, store.Tokens, t); err != nil {
-			return err
-		}
 		w.record("rotate", kindToken, old.Id, old.Name, p.GetId())
-		w.record("create", kindToken, t.Id, t.Name, p.GetId())
-		out.Token, out.Secret = publicToken(t), secret
-		return nil
+		out, err = putNew(w, t, secret)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -210,17 +219,12 @@ func (ts tokens) RotateToken(ctx context.Context, req *adminv1.RotateTokenReques
 }
 
 func (ts tokens) RevokeToken(ctx context.Context, req *adminv1.RevokeTokenRequest) (*adminv1.ApiToken, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	var out *adminv1.ApiToken
 	_, err := ts.s.write(ctx, "revoke token", func(w *wtx) error {
-		if _, err := tokenProfile(w.Tx, req.GetClientId(), req.GetProfileId()); err != nil {
-			return err
-		}
-		t, err := getIn(w.Tx, store.Tokens, kindToken, req.GetProfileId(), req.GetId())
+		_, t, err := tokenIn(w.Tx, req)
 		if err != nil {
 			return err
 		}
