@@ -72,6 +72,10 @@ func listener(s Settings) (*listenerv3.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	localReply, err := localReplyConfig()
+	if err != nil {
+		return nil, err
+	}
 	hcm, err := marshalAny(&hcmv3.HttpConnectionManager{
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
 		StatPrefix: "gatehouse_public",
@@ -101,6 +105,8 @@ func listener(s Settings) (*listenerv3.Listener, error) {
 			{Name: wellknown.HTTPExternalAuthorization, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: authz}},
 			{Name: wellknown.Router, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router}},
 		},
+		// Envoy's own 503/504s (authz or runtime unreachable) answer problem+json too.
+		LocalReplyConfig: localReply,
 		AccessLog: []*accesslogv3.AccessLog{{
 			Name:       wellknown.HTTPGRPCAccessLog,
 			ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: als},
