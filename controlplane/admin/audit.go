@@ -14,9 +14,7 @@ type audits struct {
 }
 
 func (a audits) ListAuditEvents(ctx context.Context, req *adminv1.ListAuditEventsRequest) (*adminv1.ListAuditEventsResponse, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	list := listKey("audit", req.GetResourceId())

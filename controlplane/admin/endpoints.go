@@ -110,9 +110,7 @@ func (e endpoints) CreateEndpoint(ctx context.Context, req *adminv1.CreateEndpoi
 }
 
 func (e endpoints) GetEndpoint(ctx context.Context, req *adminv1.GetEndpointRequest) (*adminv1.Endpoint, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	var out *adminv1.Endpoint
@@ -125,9 +123,7 @@ func (e endpoints) GetEndpoint(ctx context.Context, req *adminv1.GetEndpointRequ
 }
 
 func (e endpoints) ListEndpoints(ctx context.Context, req *adminv1.ListEndpointsRequest) (*adminv1.ListEndpointsResponse, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	out := &adminv1.ListEndpointsResponse{}
@@ -185,9 +181,7 @@ func (e endpoints) UpdateEndpoint(ctx context.Context, req *adminv1.UpdateEndpoi
 }
 
 func (e endpoints) DeleteEndpoint(ctx context.Context, req *adminv1.DeleteEndpointRequest) (*emptypb.Empty, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	_, err := e.s.write(ctx, "delete endpoint", func(w *wtx) error {

@@ -68,6 +68,16 @@ func (v violations) err() error {
 	return withDetails(status.New(codes.InvalidArgument, b.String()), &errdetails.BadRequest{FieldViolations: v})
 }
 
+// validator is a request or resource with protoc-gen-validate rules.
+type validator interface{ ValidateAll() error }
+
+// checkRequest refuses a request that breaks its PGV rules, listing every violation.
+func checkRequest(req validator) error {
+	var v violations
+	v.addPGV("", req.ValidateAll())
+	return v.err()
+}
+
 // pgvError is what protoc-gen-validate's per-field errors implement.
 type pgvError interface {
 	Field() string

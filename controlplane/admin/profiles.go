@@ -164,9 +164,7 @@ func (ps profiles) CreateAccessProfile(ctx context.Context, req *adminv1.CreateA
 }
 
 func (ps profiles) GetAccessProfile(ctx context.Context, req *adminv1.GetAccessProfileRequest) (*adminv1.AccessProfile, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	var out *adminv1.AccessProfile
@@ -182,9 +180,7 @@ func (ps profiles) GetAccessProfile(ctx context.Context, req *adminv1.GetAccessP
 }
 
 func (ps profiles) ListAccessProfiles(ctx context.Context, req *adminv1.ListAccessProfilesRequest) (*adminv1.ListAccessProfilesResponse, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	out := &adminv1.ListAccessProfilesResponse{}
@@ -271,9 +267,7 @@ func refuseIfTokens(tx *store.Tx, p *adminv1.AccessProfile) error {
 }
 
 func (ps profiles) DeleteAccessProfile(ctx context.Context, req *adminv1.DeleteAccessProfileRequest) (*emptypb.Empty, error) {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	if err := v.err(); err != nil {
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	_, err := ps.s.write(ctx, "delete access profile", func(w *wtx) error {

@@ -11,16 +11,6 @@ import (
 	"gatehouse/controlplane/store"
 )
 
-// validator is a request or resource with protoc-gen-validate rules.
-type validator interface{ ValidateAll() error }
-
-// checkRequest refuses a request that breaks its PGV rules, listing every violation.
-func checkRequest(req validator) error {
-	var v violations
-	v.addPGV("", req.ValidateAll())
-	return v.err()
-}
-
 // resourceMsg is what the shared steps read from a resource message.
 type resourceMsg interface {
 	proto.Message
