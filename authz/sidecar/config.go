@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"gatehouse/authz/configsource"
 	"gatehouse/authz/limit/redislimit"
 )
 
@@ -29,6 +30,9 @@ type Config struct {
 	ConfigFile string
 	// XDSAddr is the control plane's xDS address.
 	XDSAddr string
+	// XDSTLS, when set, reaches the control plane over TLS (mutual TLS with a client
+	// certificate); nil dials in plaintext.
+	XDSTLS *configsource.TLSConfig
 	// NodeID names this sidecar to the control plane; default the host name.
 	NodeID string
 	// TrustedHops is how many proxies in front append to X-Forwarded-For and are trusted.
@@ -63,12 +67,17 @@ func ParseFlags(args []string, getenv func(string) string) (Config, slog.Level, 
 	var c Config
 	var level slog.Level
 	var redisAddrs, failMode string
+	var xdsTLS configsource.TLSConfig
 	fs := flag.NewFlagSet("gatehouse-authz", flag.ContinueOnError)
 	fs.StringVar(&c.DataDir, "data-dir", ".data", "directory of authz.db (config cache and quota counters)")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":9191", "ext_authz gRPC and gRPC health address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":9192", "HTTP check, /healthz, /readyz and /metrics address")
 	fs.StringVar(&c.ConfigFile, "config-file", "", "compiled authz config (.json, .yaml or .pb) to use instead of the control plane")
 	fs.StringVar(&c.XDSAddr, "xds-addr", "localhost:18000", "control plane xDS address")
+	fs.StringVar(&xdsTLS.CAFile, "xds-ca-file", "", "PEM CAs that sign the control plane's certificate; any --xds-* TLS flag turns TLS on (default: plaintext; with TLS, empty uses the system roots)")
+	fs.StringVar(&xdsTLS.CertFile, "xds-cert-file", "", "client certificate for a control plane that requires one (mutual TLS); with --xds-key-file")
+	fs.StringVar(&xdsTLS.KeyFile, "xds-key-file", "", "private key of --xds-cert-file")
+	fs.StringVar(&xdsTLS.ServerName, "xds-server-name", "", "name checked in the control plane's certificate (default: the host of --xds-addr)")
 	fs.StringVar(&c.NodeID, "node-id", "", "node id announced to the control plane (default: host name)")
 	fs.IntVar(&c.TrustedHops, "trusted-hops", 0, "proxies in front that append X-Forwarded-For and are trusted (0: use the source address)")
 	fs.StringVar(&c.Limiter, "limiter", LimiterMemory, "limiter backend: memory or redis")
@@ -112,6 +121,9 @@ func ParseFlags(args []string, getenv func(string) string) (Config, slog.Level, 
 		}
 	}
 	c.Redis.FailMode = redislimit.FailMode(failMode)
+	if xdsTLS != (configsource.TLSConfig{}) {
+		c.XDSTLS = &xdsTLS
+	}
 	return c, level, c.validate()
 }
 
@@ -133,6 +145,9 @@ func (c Config) validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir must be set")
+	}
+	if t := c.XDSTLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		return errors.New("--xds-cert-file and --xds-key-file go together")
 	}
 	return nil
 }

@@ -120,7 +120,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			nodeID = hostname()
 		}
 		src, err := configsource.New(configsource.Config{
-			Addr: cfg.XDSAddr, NodeID: nodeID, DB: db, Apply: apply,
+			Addr: cfg.XDSAddr, NodeID: nodeID, TLS: cfg.XDSTLS, DB: db, Apply: apply,
 			Logger: log.With("component", "configsource"), Registerer: reg,
 		})
 		if err != nil {
@@ -156,7 +156,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		cfg.OnListen(grpcLis.Addr(), httpLis.Addr())
 	}
 	log.Info("authz sidecar serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"limiter", cfg.Limiter, "config_file", cfg.ConfigFile, "xds", cfg.XDSAddr)
+		"limiter", cfg.Limiter, "config_file", cfg.ConfigFile, "xds", cfg.XDSAddr, "xds_tls", xdsSecurity(cfg.XDSTLS))
 
 	g.Go(func() error {
 		if err := grpcSrv.Serve(grpcLis); err != nil {
@@ -186,6 +186,18 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return httpSrv.Shutdown(stopCtx)
 	})
 	return g.Wait()
+}
+
+// xdsSecurity names how the sidecar reaches the control plane, for the start log.
+func xdsSecurity(t *configsource.TLSConfig) string {
+	switch {
+	case t == nil:
+		return "plaintext"
+	case t.CertFile == "":
+		return "TLS"
+	default:
+		return "mutual TLS"
+	}
 }
 
 // openLimiter returns the limiter, its sweeper (nil when it keeps no local state worth

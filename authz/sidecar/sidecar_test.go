@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"gatehouse/authz/check/checktest"
+	"gatehouse/authz/configsource"
 	"gatehouse/authz/limit/redislimit"
 	"gatehouse/authz/limit/redistest"
 	authzv1 "gatehouse/proto/gatehouse/authz/v1"
@@ -61,6 +62,18 @@ func TestParseFlags(t *testing.T) {
 		{"negative hops", []string{"--trusted-hops=-1"}, nil, nil, "must not be negative"},
 		{"bad environment value", nil, map[string]string{"GATEHOUSE_AUTHZ_TRUSTED_HOPS": "many"}, nil, "GATEHOUSE_AUTHZ_TRUSTED_HOPS"},
 		{"stray argument", []string{"serve"}, nil, nil, "unexpected arguments"},
+		{"xds mutual TLS", []string{"--xds-ca-file=ca.pem", "--xds-cert-file=c.pem", "--xds-key-file=k.pem", "--xds-server-name=cp.internal"}, nil,
+			func(c *Config) {
+				c.XDSTLS = &configsource.TLSConfig{CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "k.pem", ServerName: "cp.internal"}
+			}, ""},
+		{"xds TLS from the environment", nil, map[string]string{"GATEHOUSE_AUTHZ_XDS_CA_FILE": "/run/ca.pem", "GATEHOUSE_AUTHZ_XDS_CERT_FILE": "/run/c.pem",
+			"GATEHOUSE_AUTHZ_XDS_KEY_FILE": "/run/k.pem", "GATEHOUSE_AUTHZ_XDS_SERVER_NAME": "cp"},
+			func(c *Config) {
+				c.XDSTLS = &configsource.TLSConfig{CAFile: "/run/ca.pem", CertFile: "/run/c.pem", KeyFile: "/run/k.pem", ServerName: "cp"}
+			}, ""},
+		{"xds TLS with the system roots", []string{"--xds-server-name=cp.example.com"}, nil,
+			func(c *Config) { c.XDSTLS = &configsource.TLSConfig{ServerName: "cp.example.com"} }, ""},
+		{"xds client certificate without key", []string{"--xds-cert-file=c.pem"}, nil, nil, "--xds-cert-file and --xds-key-file go together"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
