@@ -252,7 +252,9 @@ func serveAll(ctx context.Context, log *slog.Logger, out io.Writer, servers []se
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := follow(gctx); err != nil && gctx.Err() == nil {
+		// The store closes the revision channel once ctx is done, which can be seen before
+		// the cancel has reached gctx: a stop, not a failure.
+		if err := follow(gctx); err != nil && gctx.Err() == nil && ctx.Err() == nil {
 			return fmt.Errorf("xds publisher: %w", err)
 		}
 		return nil

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -32,6 +33,7 @@ import (
 
 	"gatehouse/authz/configsource"
 	"gatehouse/controlplane/admin"
+	"gatehouse/controlplane/bootstrap"
 	adminv1 "gatehouse/proto/gatehouse/admin/v1"
 	authzv1 "gatehouse/proto/gatehouse/authz/v1"
 )
@@ -174,6 +176,30 @@ func TestRunServesXDSOverMutualTLS(t *testing.T) {
 		}
 	})
 
+	t.Run("gateway with the rendered bootstrap's TLS", func(t *testing.T) {
+		tc := bootstrapTLS(t, addrs[serverXDS], pki)
+		// What Envoy offers is what the server must accept: the handshake, ALPN included,
+		// succeeds and the server speaks HTTP/2 first.
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addrs[serverXDS], tc)
+		if err != nil {
+			t.Fatalf("TLS handshake with the bootstrap's settings: %v", err)
+		}
+		defer conn.Close()
+		if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+			t.Errorf("negotiated protocol %q, want h2", p)
+		}
+		if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("server refused the bootstrap's client certificate: %v", err)
+		}
+		resp, err := firstDelta(ctx, addrs[serverXDS], credentials.NewTLS(tc))
+		if err != nil || len(resp.GetResources()) == 0 {
+			t.Fatalf("xDS with the bootstrap's TLS: %v, %v", resp, err)
+		}
+	})
+
 	tests := []struct {
 		name string
 		tls  *tls.Config // nil: plaintext
@@ -205,6 +231,36 @@ func TestRunServesXDSOverMutualTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bootstrapTLS renders a gateway bootstrap for the control plane at addr with the test PKI's
+// files and turns its UpstreamTlsContext into the Go TLS configuration it describes.
+func bootstrapTLS(t *testing.T, addr string, pki *xdsPKI) *tls.Config {
+	t.Helper()
+	y, err := bootstrap.Render(bootstrap.Config{ControlPlaneAddr: addr, XDSCAFile: pki.caFile, XDSCertFile: pki.clientCert, XDSKeyFile: pki.clientKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bootstrap.Parse(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up tlsv3.UpstreamTlsContext
+	for _, c := range b.GetStaticResources().GetClusters() {
+		if c.GetName() == "gatehouse-controlplane" {
+			if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&up); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	common := up.GetCommonTlsContext()
+	vc := common.GetValidationContext()
+	tc := clientTLS(t, vc.GetTrustedCa().GetFilename(), common.GetTlsCertificates()[0].GetCertificateChain().GetFilename(),
+		common.GetTlsCertificates()[0].GetPrivateKey().GetFilename())
+	tc.NextProtos = common.GetAlpnProtocols()
+	// Envoy checks the name in match_typed_subject_alt_names; Go checks ServerName.
+	tc.ServerName = vc.GetMatchTypedSubjectAltNames()[0].GetMatcher().GetExact()
+	return tc
 }
 
 // clientTLS is a client TLS configuration that trusts caFile and presents certFile when set.
