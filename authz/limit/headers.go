@@ -42,27 +42,27 @@ func (d *Decision) Headers() Headers {
 // AppendPolicy appends the RateLimit-Policy value, for example
 // `"rate";q=100;w=60, "quota";q=10000;w=86400`.
 func (d *Decision) AppendPolicy(dst []byte) []byte {
-	first := true
-	for _, it := range [...]struct {
-		name string
-		s    *Status
-	}{{ratePolicyName, &d.Rate}, {quotaPolicyName, &d.Quota}} {
-		if !it.s.Present {
-			continue
-		}
-		dst = appendSep(dst, &first)
-		dst = append(dst, it.name...)
-		dst = append(dst, ";q="...)
-		dst = strconv.AppendUint(dst, it.s.Limit, 10)
-		dst = append(dst, ";w="...)
-		dst = strconv.AppendInt(dst, ceilSeconds(it.s.Window), 10)
-	}
-	return dst
+	return d.appendList(dst, policyList)
 }
 
 // AppendRateLimit appends the RateLimit value, for example
 // `"rate";r=42;t=3, "quota";r=9000;t=3600`.
 func (d *Decision) AppendRateLimit(dst []byte) []byte {
+	return d.appendList(dst, stateList)
+}
+
+// list chooses the parameters a header gives each limit; the two headers
+// differ in nothing else.
+type list uint8
+
+const (
+	stateList  list = iota // RateLimit: r remaining calls, t seconds to reset
+	policyList             // RateLimit-Policy: q calls allowed, w window seconds
+)
+
+// appendList appends one list member per limit present in d, in the order
+// rate, quota.
+func (d *Decision) appendList(dst []byte, l list) []byte {
 	first := true
 	for _, it := range [...]struct {
 		name string
@@ -71,12 +71,19 @@ func (d *Decision) AppendRateLimit(dst []byte) []byte {
 		if !it.s.Present {
 			continue
 		}
-		dst = appendSep(dst, &first)
+		if !first {
+			dst = append(dst, ", "...)
+		}
+		first = false
+		countKey, count, secondsKey, span := ";r=", it.s.Remaining, ";t=", it.s.Reset
+		if l == policyList {
+			countKey, count, secondsKey, span = ";q=", it.s.Limit, ";w=", it.s.Window
+		}
 		dst = append(dst, it.name...)
-		dst = append(dst, ";r="...)
-		dst = strconv.AppendUint(dst, it.s.Remaining, 10)
-		dst = append(dst, ";t="...)
-		dst = strconv.AppendInt(dst, ceilSeconds(it.s.Reset), 10)
+		dst = append(dst, countKey...)
+		dst = strconv.AppendUint(dst, count, 10)
+		dst = append(dst, secondsKey...)
+		dst = strconv.AppendInt(dst, ceilSeconds(span), 10)
 	}
 	return dst
 }
@@ -88,14 +95,6 @@ func (d *Decision) RetryAfterSeconds() int64 {
 		return 0
 	}
 	return max(ceilSeconds(d.RetryAfter), 1)
-}
-
-func appendSep(dst []byte, first *bool) []byte {
-	if !*first {
-		dst = append(dst, ", "...)
-	}
-	*first = false
-	return dst
 }
 
 func ceilSeconds(d time.Duration) int64 {

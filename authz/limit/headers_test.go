@@ -50,3 +50,34 @@ func TestCodeString(t *testing.T) {
 		seen[s] = true
 	}
 }
+
+// TestAppendHeadersDoNotAllocate keeps the header values free of allocations
+// when the caller appends into a stack buffer, as the check path does.
+func TestAppendHeadersDoNotAllocate(t *testing.T) {
+	d := Decision{Allowed: true,
+		Rate:  Status{Present: true, Limit: 100, Window: time.Minute, Remaining: 42, Reset: time.Second},
+		Quota: Status{Present: true, Limit: 10000, Window: 24 * time.Hour, Remaining: 9000, Reset: time.Hour}}
+	n := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		var buf [128]byte
+		n = len(d.AppendRateLimit(buf[:0])) + len(d.AppendPolicy(buf[:0]))
+	})
+	if allocs != 0 {
+		t.Errorf("AppendRateLimit and AppendPolicy allocate %v times, want 0", allocs)
+	}
+	if n == 0 {
+		t.Error("nothing appended")
+	}
+}
+
+func BenchmarkAppendHeaders(b *testing.B) {
+	d := Decision{Allowed: true,
+		Rate:  Status{Present: true, Limit: 100, Window: time.Minute, Remaining: 42, Reset: time.Second},
+		Quota: Status{Present: true, Limit: 10000, Window: 24 * time.Hour, Remaining: 9000, Reset: time.Hour}}
+	b.ReportAllocs()
+	var buf [128]byte
+	for b.Loop() {
+		_ = d.AppendRateLimit(buf[:0])
+		_ = d.AppendPolicy(buf[:0])
+	}
+}
