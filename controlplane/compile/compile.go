@@ -21,6 +21,20 @@
 //     static one, so compile emits them over CDS only when Settings.ControlPlaneAddress or
 //     Settings.AuthzAddress is set, for a bootstrap that lacks them. Compile itself always
 //     emits RuntimeCluster.
+//   - Envoy's own error replies answer problem+json through the listener's local_reply_config:
+//     503 authz_unavailable when the ext_authz check fails (the sidecar is unreachable, times
+//     out or errs; fail closed), 503 runtime_unavailable (flags UF, UH, UO, URX, UC, UR, NC)
+//     and 504 runtime_timeout (UT) for the recipe runtime. There is no catch-all mapper: the
+//     authz's denials keep the authz's body, and the 404 direct responses, which Envoy also
+//     passes through the mappers, match none of them and keep theirs.
+//   - ext_authz sets the UAEX flag on its denials and on its failures alike; only the response
+//     code details tell them apart (ext_authz_denied, ext_authz_error), and no core access-log
+//     filter reads those, so the authz mapper is UAEX AND a CEL filter
+//     (envoy.access_loggers.extension_filters.cel) on response.code_details. That filter has
+//     been in Envoy's v3 API and default build for years and is in v1.36, the version the
+//     deployments pin (v1.36.2); an Envoy built without CEL support (no CEL parser) rejects
+//     the listener. A CEL evaluation error counts as no match, so at worst the 503 keeps
+//     Envoy's empty body; it never rewrites a denial.
 package compile
 
 import (
