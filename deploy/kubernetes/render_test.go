@@ -23,7 +23,7 @@ import (
 )
 
 // overlays are every kustomization a user may apply.
-var overlays = []string{"base", "overlays/redis"}
+var overlays = []string{"base", "overlays/redis", "overlays/xds-mtls"}
 
 func render(t *testing.T, dir string) [][]byte {
 	t.Helper()
