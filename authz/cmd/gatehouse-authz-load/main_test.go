@@ -62,7 +62,9 @@ func TestLimitSalesLimitsEveryDecision(t *testing.T) {
 				}
 				return mem.Allow(ctx, k, p, now)
 			})
-			conns := serve(t, check.Config{Limiter: counted}, fx)
+			// A fixed clock: the burst must not refill while 200 calls run under -race load.
+			start := time.Now()
+			conns := serve(t, check.Config{Limiter: counted, Now: func() time.Time { return start }}, fx)
 			res := drive(context.Background(), time.Now().Add(time.Minute), conns, 4, 200, 0,
 				fx.Secret(checktest.TokenSales), "/sales/orders/o-1/items/2", checktest.EndpointItem, false)
 			if res.Requests != 200 || res.Allowed != tc.allowed || res.Errors != 0 {
