@@ -256,6 +256,23 @@ func (l *Log) Query(_ context.Context, f Filter) []Record {
 	return out
 }
 
+// each calls fn, newest first, for every kept record that matches f, ignoring f.Limit. fn runs
+// under the lock and must not keep r.
+func (l *Log) each(f Filter, fn func(r *Record)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.expireLocked()
+	for i := l.n - 1; i >= 0; i-- {
+		r := &l.ring[(l.head+i)%len(l.ring)]
+		if f.match(r) {
+			fn(r)
+		}
+	}
+}
+
+// Retention is how long records are kept.
+func (l *Log) Retention() time.Duration { return l.retention }
+
 // Len is the number of records kept.
 func (l *Log) Len() int {
 	l.mu.Lock()
