@@ -90,7 +90,7 @@ func TestPageRunsNothingInline(t *testing.T) {
 	_, page := get(t, "GET", "/dashboard/")
 	for _, bad := range []*regexp.Regexp{
 		regexp.MustCompile(`<script(\s[^>]*)?>\s*[^<\s]`), // a script element with a body
-		regexp.MustCompile(`<script>`), // no src
+		regexp.MustCompile(`<script>`),                    // no src
 		regexp.MustCompile(`<style`),
 		regexp.MustCompile(`\sstyle=`),
 		regexp.MustCompile(`\son[a-z]+=`),
