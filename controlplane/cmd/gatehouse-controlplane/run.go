@@ -24,6 +24,7 @@ import (
 	"gatehouse/controlplane/admin"
 	"gatehouse/controlplane/calllog"
 	"gatehouse/controlplane/compile"
+	"gatehouse/controlplane/dashboard"
 	"gatehouse/controlplane/store"
 	"gatehouse/controlplane/xds"
 	adminv1 "gatehouse/proto/gatehouse/admin/v1"
@@ -33,7 +34,8 @@ import (
 type Config struct {
 	// DataDir holds the store file; created if missing.
 	DataDir string
-	// AdminHTTPAddr serves REST/JSON, /openapi.json, /healthz, /readyz and /metrics.
+	// AdminHTTPAddr serves REST/JSON, /openapi.json, /healthz, /readyz, /metrics and the
+	// dashboard at /dashboard/.
 	AdminHTTPAddr string
 	// AdminGRPCAddr serves the admin gRPC services.
 	AdminGRPCAddr string
@@ -152,6 +154,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	calls.Register(xsrv.GRPCServer())
+	callsAPI := calllog.NewService(calls)
 
 	grpcOpts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(adm.Interceptor())}
 	if tlsCfg != nil {
@@ -160,6 +163,7 @@ func Run(ctx context.Context, cfg Config) error {
 	grpcSrv := grpc.NewServer(grpcOpts...)
 	adm.Register(grpcSrv)
 	adminv1.RegisterStatusServiceServer(grpcSrv, xsrv)
+	adminv1.RegisterCallLogServiceServer(grpcSrv, callsAPI)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
 
@@ -169,12 +173,17 @@ func Run(ctx context.Context, cfg Config) error {
 			func(ctx context.Context, m *runtime.ServeMux) error {
 				return adminv1.RegisterStatusServiceHandlerServer(ctx, m, xsrv)
 			},
+			func(ctx context.Context, m *runtime.ServeMux) error {
+				return adminv1.RegisterCallLogServiceHandlerServer(ctx, m, callsAPI)
+			},
 		},
 	})
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+	// The dashboard page is static and public; every byte of data it shows comes from the
+	// authenticated /v1/ API above.
+	httpSrv := &http.Server{Handler: dashboard.Mount(handler), ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
 
 	servers := []server{
 		{
@@ -300,6 +309,7 @@ func printBanner(out io.Writer, addrs map[string]string, tls bool, xdsSec, dbPat
 	base := scheme + dialable(addrs[serverAdminHTTP])
 	fmt.Fprintf(out, "gatehouse control plane\n")
 	fmt.Fprintf(out, "  admin REST: %s/v1/ (OpenAPI at %s/openapi.json)\n", base, base)
+	fmt.Fprintf(out, "  dashboard:  %s/dashboard/\n", base)
 	fmt.Fprintf(out, "  admin gRPC: %s\n", dialable(addrs[serverAdminGRPC]))
 	fmt.Fprintf(out, "  xDS + ALS:  %s (%s)\n", dialable(addrs[serverXDS]), xdsSec)
 	fmt.Fprintf(out, "  store:      %s\n", dbPath)
