@@ -66,6 +66,17 @@
 // refused to publish; "no gateways connected" when no stream is open. -o yaml|json print the
 // whole StatusService.ListNodes answer, errors uncut.
 //
+// # Calls
+//
+// get calls lists the newest calls from the control plane's call log (Envoy's access logs),
+// newest first: time, status, method, path (never the query string), client and endpoint by
+// name, duration, Envoy's response code details and the request id. --client, --profile,
+// --collection and --endpoint take an id or a name (an id that no longer resolves still
+// filters, since calls outlive deleted resources); --since takes a duration back from now or
+// an RFC 3339 time; --limit (default 50, at most 1000) bounds the list. calls summary counts
+// the calls of the last --window (default 1h, cut to the log's retention): totals by status
+// class, p50/p99 duration, and the --top endpoints, clients and non-2xx details.
+//
 // # Connection
 //
 // --addr (GATEHOUSE_ADDR, default localhost:9090) and --token (GATEHOUSE_ADMIN_TOKEN, sent as

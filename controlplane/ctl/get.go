@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,6 +22,7 @@ const (
 	kTokens      = "tokens"
 	kPolicies    = "policies"
 	kAudit       = "audit-events"
+	kCalls       = "calls"
 )
 
 // kindOf accepts singular, plural and a few long forms of a kind name.
@@ -40,8 +42,10 @@ func kindOf(s string) (string, error) {
 		return kPolicies, nil
 	case "audit", "audit-event", "audit-events", "events":
 		return kAudit, nil
+	case "call", "calls":
+		return kCalls, nil
 	}
-	return "", usagef("unknown kind %q (want collections, endpoints, clients, profiles, tokens, policies or audit-events)", s)
+	return "", usagef("unknown kind %q (want collections, endpoints, clients, profiles, tokens, policies, audit-events or calls)", s)
 }
 
 // parents are the flags naming the parent of child resources, by id or name.
@@ -54,11 +58,13 @@ func (c *cli) get(ctx context.Context, args []string) error {
 	fs := c.flags("get")
 	format := fs.String("o", "table", "output format: table, yaml or json")
 	var p parents
-	fs.StringVar(&p.collection, "collection", "", "collection id or name (endpoints)")
-	fs.StringVar(&p.client, "client", "", "client id or name (profiles, tokens)")
-	fs.StringVar(&p.profile, "profile", "", "access profile id or name (tokens)")
+	fs.StringVar(&p.collection, "collection", "", "collection id or name (endpoints, calls)")
+	fs.StringVar(&p.client, "client", "", "client id or name (profiles, tokens, calls)")
+	fs.StringVar(&p.profile, "profile", "", "access profile id or name (tokens, calls)")
 	resource := fs.String("resource", "", "audit-events: only the events of this resource id")
-	limit := fs.Int("limit", 50, "audit-events: how many of the newest events")
+	limit := fs.Int("limit", 50, "audit-events, calls: how many of the newest")
+	endpoint := fs.String("endpoint", "", "calls: only the calls of this endpoint id or name")
+	since := fs.String("since", "", "calls: only calls since a duration ago (1h) or an RFC 3339 time")
 	pos, err := c.parse(fs, args, 1, 2)
 	if err != nil {
 		return err
@@ -76,11 +82,27 @@ func (c *cli) get(ctx context.Context, args []string) error {
 	if err := p.check(kind); err != nil {
 		return err
 	}
+	cf := callFilter{client: p.client, profile: p.profile, collection: p.collection, endpoint: *endpoint, limit: *limit}
+	if kind == kCalls {
+		if len(pos) == 2 {
+			return usagef("get calls: takes no id; filter with --client, --endpoint, --since")
+		}
+		if *since != "" {
+			if cf.since, err = parseSince(*since, time.Now()); err != nil {
+				return usagef("get calls: --since: %v", err)
+			}
+		}
+	} else if *endpoint != "" || *since != "" {
+		return usagef("get: --endpoint and --since apply to calls only")
+	}
 	a, closeConn, err := c.dial()
 	if err != nil {
 		return err
 	}
 	defer closeConn()
+	if kind == kCalls {
+		return c.getCalls(ctx, a, cf, *format)
+	}
 	var items []proto.Message
 	if kind == kAudit {
 		r, err := a.audit.ListAuditEvents(ctx, &adminv1.ListAuditEventsRequest{PageSize: int32(*limit), ResourceId: *resource})

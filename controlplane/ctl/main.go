@@ -25,9 +25,12 @@ Commands:
   tokens create|rotate|revoke issue, rotate or revoke API tokens (the secret is printed once)
   status                      connected gateways and sidecars: acked versions, last NACK
                               (-o table|yaml|json)
+  calls summary               counts, p50/p99 and top endpoints and clients of the
+                              calls of the last --window (default 1h)
 
 Kinds: collections, endpoints (--collection), clients, profiles (--client),
-       tokens (--client, --profile), policies, audit-events
+       tokens (--client, --profile), policies, audit-events,
+       calls (--client, --profile, --collection, --endpoint, --since 1h, --limit N)
 
 Global flags (also accepted after the command):
   --addr ADDR              admin gRPC address (env GATEHOUSE_ADDR, default localhost:9090)
@@ -103,6 +106,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.tokensCmd(ctx, rest)
 	case "status":
 		return c.status(ctx, rest)
+	case "calls":
+		return c.callsCmd(ctx, rest)
 	case "help":
 		fmt.Fprint(c.stdout, usage)
 		return nil

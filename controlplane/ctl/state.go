@@ -19,6 +19,7 @@ type api struct {
 	tokens      adminv1.TokenServiceClient
 	policies    adminv1.PolicyServiceClient
 	audit       adminv1.AuditServiceClient
+	calls       adminv1.CallLogServiceClient
 	// pageSize is the page size of list calls.
 	pageSize int32
 }
@@ -32,6 +33,7 @@ func newAPI(cc grpc.ClientConnInterface) *api {
 		tokens:      adminv1.NewTokenServiceClient(cc),
 		policies:    adminv1.NewPolicyServiceClient(cc),
 		audit:       adminv1.NewAuditServiceClient(cc),
+		calls:       adminv1.NewCallLogServiceClient(cc),
 		pageSize:    pageSize,
 	}
 }

@@ -1,7 +1,8 @@
 // Package cptest starts a real control plane admin gRPC server for gatehousectl's tests: the
 // admin services over a bbolt store in a temporary directory, on 127.0.0.1:0, with an admin
 // token, stopped when the test ends. StartWithXDS adds the xDS server and its status service,
-// wired as the control plane runner wires them.
+// wired as the control plane runner wires them. Every server also serves the call log, filled
+// from an access-log (ALS) gRPC server of its own.
 package cptest
 
 import (
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	"gatehouse/controlplane/admin"
+	"gatehouse/controlplane/calllog"
 	"gatehouse/controlplane/compile"
 	"gatehouse/controlplane/store"
 	"gatehouse/controlplane/xds"
@@ -33,6 +35,9 @@ type ControlPlane struct {
 	// XDSAddr is the xDS (ADS) server's host:port on 127.0.0.1; empty unless started with
 	// StartWithXDS.
 	XDSAddr string
+	// ALSAddr is the host:port on 127.0.0.1 of the access-log service that fills the call log
+	// the admin server's CallLogService reads.
+	ALSAddr string
 }
 
 // Start starts an admin server; opts are extra gRPC server options, for example TLS.
@@ -75,7 +80,7 @@ func start(t testing.TB, withXDS bool, opts []grpc.ServerOption) *ControlPlane {
 	}
 	g := grpc.NewServer(append(opts, grpc.UnaryInterceptor(srv.Interceptor()))...)
 	srv.Register(g)
-	cp := &ControlPlane{Token: token, Store: st}
+	cp := &ControlPlane{Token: token, Store: st, ALSAddr: startALS(t, g)}
 	if withXDS {
 		x := startXDS(t, ctx, st)
 		adminv1.RegisterStatusServiceServer(g, x)
@@ -126,4 +131,24 @@ func startXDS(t testing.TB, ctx context.Context, st *store.Store) *xds.Server {
 		}
 	})
 	return x
+}
+
+// startALS serves a call log's access-log service on 127.0.0.1:0 and registers its
+// CallLogService on admin.
+func startALS(t testing.TB, admin *grpc.Server) string {
+	t.Helper()
+	calls, err := calllog.New(calllog.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminv1.RegisterCallLogServiceServer(admin, calllog.NewService(calls))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	calls.Register(g)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	return lis.Addr().String()
 }
