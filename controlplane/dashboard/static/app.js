@@ -167,7 +167,14 @@ function showError(err) {
   $('error').hidden = !err;
 }
 
-async function refresh() {
+// refresh reloads every view; a click while one is running joins it instead of racing it.
+let running = null;
+function refresh() {
+  if (!running) running = load().finally(() => { running = null; });
+  return running;
+}
+
+async function load() {
   showError(null);
   try {
     const names = await loadResources();
