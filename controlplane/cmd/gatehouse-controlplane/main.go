@@ -71,7 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, slog.Level, error) {
 	fs.SetOutput(stderr)
 	cfg := Config{}
 	fs.StringVar(&cfg.DataDir, "data-dir", ".data", "directory of the store file ("+storeFile+"); created if missing")
-	fs.StringVar(&cfg.AdminHTTPAddr, "admin-http-addr", ":9080", "address of the admin REST API, /openapi.json, /healthz, /readyz and /metrics")
+	fs.StringVar(&cfg.AdminHTTPAddr, "admin-http-addr", ":9080", "address of the admin REST API, /openapi.json, /healthz, /readyz, /metrics and the dashboard (/dashboard/)")
 	fs.StringVar(&cfg.AdminGRPCAddr, "admin-grpc-addr", ":9090", "address of the admin gRPC API")
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", ":18000", "address of the xDS (ADS) server for gateways and authz sidecars, and of the access-log service")
 	runtimeAddrs := fs.String("runtime-addr", compile.DefaultRuntimeAddress, "recipe runtime host:port addresses, comma-separated; IPs are sent over EDS, a host name makes a DNS cluster")
