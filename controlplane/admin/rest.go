@@ -210,11 +210,11 @@ func httpStatus(c codes.Code) int {
 // only the collection name after /v1/.
 func routeHint(path string) string {
 	rest := strings.TrimPrefix(path, "/v1/")
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
+	if i := strings.IndexAny(rest, "/:"); i >= 0 {
 		rest = rest[:i]
 	}
 	switch rest {
-	case "collections", "clients", "policies", "audit-events", "status":
+	case "collections", "clients", "policies", "audit-events", "status", "calls":
 		return "/v1/" + rest
 	}
 	return "/v1/other"
