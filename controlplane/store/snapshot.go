@@ -5,7 +5,8 @@ import (
 )
 
 // Snapshot is the whole configuration at one revision: what compile turns into Envoy and authz
-// resources. Each slice is sorted by key (parent id, then id) and must not be modified.
+// resources. Each slice is sorted by key (parent id, then id). Neither the slices nor the
+// messages may be modified: unchanged messages are shared with earlier and later Snapshots.
 type Snapshot struct {
 	// Revision is the store revision the snapshot was read at.
 	Revision uint64

@@ -49,6 +49,7 @@ type Store struct {
 	mu     sync.Mutex // guards subs
 	subs   map[chan uint64]struct{}
 	closed atomic.Bool
+	decode decodeCache
 }
 
 // Open opens or creates the store file at cfg.Path.
@@ -70,7 +71,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", cfg.Path, err)
 	}
-	s := &Store{db: db, log: log, subs: map[chan uint64]struct{}{}}
+	s := &Store{db: db, log: log, subs: map[chan uint64]struct{}{}, decode: decodeCache{buckets: map[string][]cachedValue{}}}
 	var rev uint64
 	err = db.Update(func(btx *bolt.Tx) error {
 		meta, err := btx.CreateBucketIfNotExists(bucketMeta)
@@ -193,27 +194,34 @@ func (s *Store) notify(rev uint64) {
 }
 
 // Snapshot reads the whole configuration at one revision.
+//
+// The messages of a Snapshot are read-only and shared: a resource whose stored bytes did not
+// change since the previous Snapshot is the same message (same pointer) in both, so callers
+// must never modify them. Later stages rely on that to skip unchanged resources.
 func (s *Store) Snapshot() (*Snapshot, error) {
 	snap := &Snapshot{}
+	s.decode.mu.Lock()
+	defer s.decode.mu.Unlock()
+	c := &s.decode
 	err := s.View(func(tx *Tx) error {
 		snap.Revision = tx.Revision()
 		var err error
-		if snap.Collections, err = all(tx, Collections); err != nil {
+		if snap.Collections, err = allCached(tx, c, Collections); err != nil {
 			return err
 		}
-		if snap.Endpoints, err = all(tx, Endpoints); err != nil {
+		if snap.Endpoints, err = allCached(tx, c, Endpoints); err != nil {
 			return err
 		}
-		if snap.Clients, err = all(tx, Clients); err != nil {
+		if snap.Clients, err = allCached(tx, c, Clients); err != nil {
 			return err
 		}
-		if snap.Profiles, err = all(tx, Profiles); err != nil {
+		if snap.Profiles, err = allCached(tx, c, Profiles); err != nil {
 			return err
 		}
-		if snap.Tokens, err = all(tx, Tokens); err != nil {
+		if snap.Tokens, err = allCached(tx, c, Tokens); err != nil {
 			return err
 		}
-		snap.Policies, err = all(tx, Policies)
+		snap.Policies, err = allCached(tx, c, Policies)
 		return err
 	})
 	if err != nil {

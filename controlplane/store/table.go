@@ -236,12 +236,6 @@ func Delete[T proto.Message](tx *Tx, t Table[T], parent, id string) error {
 	return nil
 }
 
-func all[T proto.Message](tx *Tx, t Table[T]) ([]T, error) {
-	var out []T
-	err := Each(tx, t, "", func(v T) error { out = append(out, v); return nil })
-	return out, err
-}
-
 func children[T proto.Message](tx *Tx, t Table[T], parent string) ([]Ref, error) {
 	var refs []Ref
 	err := Each(tx, t, parent, func(v T) error {
