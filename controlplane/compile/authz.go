@@ -70,7 +70,11 @@ func authzResources(snap *store.Snapshot, idx *index, eps []epRoute) (map[string
 	endpoints := make([]*authzv1.Endpoint, len(eps))
 	for i := range eps {
 		e := &eps[i]
-		endpoints[i] = &authzv1.Endpoint{
+		if e.authz != nil {
+			endpoints[i] = e.authz
+			continue
+		}
+		e.authz = &authzv1.Endpoint{
 			Name:           e.ep.GetId(),
 			CollectionId:   e.ep.GetCollectionId(),
 			CollectionPath: e.coll.GetPath(),
@@ -80,6 +84,7 @@ func authzResources(snap *store.Snapshot, idx *index, eps []epRoute) (map[string
 			Active:         e.active,
 			Timeout:        durationpb.New(e.timeout),
 		}
+		endpoints[i] = e.authz
 	}
 	slices.SortFunc(endpoints, func(a, b *authzv1.Endpoint) int { return strings.Compare(a.Name, b.Name) })
 

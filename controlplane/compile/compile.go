@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -48,6 +49,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"gatehouse/controlplane/store"
+	adminv1 "gatehouse/proto/gatehouse/admin/v1"
 )
 
 // Fixed names shared by the control plane, the Envoy bootstrap and the authz sidecar.
@@ -192,25 +194,58 @@ func Version(revision uint64) string {
 // malformed or the snapshot breaks a reference the store guarantees (an endpoint without its
 // collection, a profile without its client or policy, a token without its profile).
 func Compile(snap *store.Snapshot, s Settings) (*Output, error) {
-	if snap == nil {
-		return nil, fmt.Errorf("compile: nil snapshot")
+	c, err := NewCompiler(s)
+	if err != nil {
+		return nil, err
 	}
+	return c.Compile(snap)
+}
+
+// Compiler compiles snapshot after snapshot with the same Settings, and gives the same output
+// as Compile. It remembers the resources it built for each endpoint message and reuses them
+// while the endpoint and its collection are the same messages (store.Snapshot shares unchanged
+// ones), so a one-endpoint change rebuilds one route and one authz endpoint, and the output
+// keeps the pointers of unchanged resources for the xDS server to skip. Safe for concurrent
+// use; calls run one at a time.
+type Compiler struct {
+	settings Settings
+	routes   *routeBuilder
+
+	mu   sync.Mutex // guards memo and orders Compile calls
+	memo map[*adminv1.Endpoint]*epRoute
+}
+
+// NewCompiler checks s and returns a Compiler for it.
+func NewCompiler(s Settings) (*Compiler, error) {
 	s = s.withDefaults()
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
+	b, err := newRouteBuilder(s)
+	if err != nil {
+		return nil, fmt.Errorf("compile: routes: %w", err)
+	}
+	return &Compiler{settings: s, routes: b}, nil
+}
+
+// Compile builds the Envoy and authz resources of one snapshot, as the package's Compile does.
+// The output's messages are read-only: later outputs share them.
+func (c *Compiler) Compile(snap *store.Snapshot) (*Output, error) {
+	if snap == nil {
+		return nil, fmt.Errorf("compile: nil snapshot")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.settings
 	idx, err := newIndex(snap)
 	if err != nil {
 		return nil, fmt.Errorf("compile revision %d: %w", snap.Revision, err)
 	}
-	eps, err := endpointRoutes(snap, idx)
+	eps, err := endpointRoutes(snap, idx, c.memo)
 	if err != nil {
 		return nil, fmt.Errorf("compile revision %d: %w", snap.Revision, err)
 	}
-	routeCfg, err := routeConfiguration(eps, s)
-	if err != nil {
-		return nil, fmt.Errorf("compile revision %d: routes: %w", snap.Revision, err)
-	}
+	routeCfg := routeConfiguration(eps, c.routes)
 	lis, err := listener(s)
 	if err != nil {
 		return nil, fmt.Errorf("compile revision %d: listener: %w", snap.Revision, err)
@@ -222,6 +257,11 @@ func Compile(snap *store.Snapshot, s Settings) (*Output, error) {
 	authz, err := authzResources(snap, idx, eps)
 	if err != nil {
 		return nil, fmt.Errorf("compile revision %d: %w", snap.Revision, err)
+	}
+	// Rebuilt each time, so endpoints that are gone are forgotten.
+	c.memo = make(map[*adminv1.Endpoint]*epRoute, len(eps))
+	for i := range eps {
+		c.memo[eps[i].ep] = &eps[i]
 	}
 	envoy := map[resource.Type][]types.Resource{
 		resource.ListenerType: {lis},

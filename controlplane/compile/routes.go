@@ -18,6 +18,7 @@ import (
 
 	"gatehouse/controlplane/store"
 	adminv1 "gatehouse/proto/gatehouse/admin/v1"
+	authzv1 "gatehouse/proto/gatehouse/authz/v1"
 )
 
 // paramSegmentRegex matches one path parameter: a non-empty segment. Envoy has normalised the
@@ -46,15 +47,24 @@ type epRoute struct {
 	templated bool
 	active    bool
 	timeout   time.Duration
+	// route and authz are the endpoint's resources, set by routeConfiguration and
+	// authzResources, or carried over from the previous compile of a Compiler.
+	route *routev3.Route
+	authz *authzv1.Endpoint
 }
 
-// endpointRoutes prepares every endpoint of snap and sorts them into route order.
-func endpointRoutes(snap *store.Snapshot, idx *index) ([]epRoute, error) {
+// endpointRoutes prepares every endpoint of snap and sorts them into route order. An endpoint
+// found in prev with the same collection message is taken from there with its resources.
+func endpointRoutes(snap *store.Snapshot, idx *index, prev map[*adminv1.Endpoint]*epRoute) ([]epRoute, error) {
 	out := make([]epRoute, 0, len(snap.Endpoints))
 	for _, ep := range snap.Endpoints {
 		coll, ok := idx.collections[ep.GetCollectionId()]
 		if !ok {
 			return nil, fmt.Errorf("endpoint %q: unknown collection %q", ep.GetId(), ep.GetCollectionId())
+		}
+		if m, ok := prev[ep]; ok && m.coll == coll {
+			out = append(out, *m)
+			continue
 		}
 		path := "/" + coll.GetPath() + ep.GetPath()
 		segs := strings.Split(path[1:], "/")
@@ -171,18 +181,24 @@ func newRouteBuilder(s Settings) (*routeBuilder, error) {
 }
 
 // routeConfiguration builds the single RouteConfiguration: one route per endpoint in order,
-// then the catch-all 404.
-func routeConfiguration(eps []epRoute, s Settings) (*routev3.RouteConfiguration, error) {
-	b, err := newRouteBuilder(s)
-	if err != nil {
-		return nil, err
-	}
+// then the catch-all 404. Endpoints that already carry their route keep it.
+func routeConfiguration(eps []epRoute, b *routeBuilder) *routev3.RouteConfiguration {
 	routes := make([]*routev3.Route, 0, len(eps)+1)
-	// One allocation for the messages of all routes instead of some twenty per route: at
-	// 100,000 endpoints allocation and GC were most of the compile time.
-	parts := make([]routeParts, len(eps))
+	missing := 0
 	for i := range eps {
-		routes = append(routes, b.route(&eps[i], &parts[i]))
+		if eps[i].route == nil {
+			missing++
+		}
+	}
+	// One allocation for the messages of all new routes instead of some twenty per route: at
+	// 100,000 endpoints allocation and GC were most of the compile time.
+	parts := make([]routeParts, missing)
+	for i := range eps {
+		if eps[i].route == nil {
+			eps[i].route = b.route(&eps[i], &parts[len(parts)-missing])
+			missing--
+		}
+		routes = append(routes, eps[i].route)
 	}
 	routes = append(routes, b.notFoundRoute(NotFoundRouteName,
 		&routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}))
@@ -193,7 +209,7 @@ func routeConfiguration(eps []epRoute, s Settings) (*routev3.RouteConfiguration,
 			Domains: []string{"*"},
 			Routes:  routes,
 		}},
-	}, nil
+	}
 }
 
 // routeParts holds the messages of one route, allocated together.

@@ -62,7 +62,10 @@ func startPipeline(t testing.TB, runtimeAddr string) *pipeline {
 	t.Cleanup(func() { _ = cc.Close() })
 
 	s := startServer(t)
-	settings := compile.Settings{RuntimeAddresses: []string{runtimeAddr}}
+	compiler, err := compile.NewCompiler(compile.Settings{RuntimeAddresses: []string{runtimeAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	revs := st.Subscribe(ctx)
 	go func() {
 		_ = s.Follow(ctx, revs, func(context.Context) (uint64, Resources, error) {
@@ -70,7 +73,7 @@ func startPipeline(t testing.TB, runtimeAddr string) *pipeline {
 			if err != nil {
 				return 0, nil, err
 			}
-			out, err := compile.Compile(snap, settings)
+			out, err := compiler.Compile(snap)
 			if err != nil {
 				return 0, nil, err
 			}
