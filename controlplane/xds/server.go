@@ -6,8 +6,10 @@
 // Decisions: the snapshot cache runs with ads=false, since in ADS mode it answers a SotW request
 // only when it names every resource of the type, and gateways and proxyless clients name
 // different subsets. Versions are per type and per resource content, so a revision sends only
-// the types (SotW) or resources (delta) it changed. Each resource is encoded once per publish
-// and that encoding is served on every stream.
+// the types (SotW) or resources (delta) it changed. Each resource is encoded once and that
+// encoding is served on every stream; a message published again (compile.Compiler passes the
+// same message for an unchanged resource, and the same route for an unchanged endpoint) keeps
+// its encoding, version and validation from the publish before.
 package xds
 
 import (
@@ -190,6 +192,7 @@ func (s *Server) Run(ctx context.Context) error {
 // Publish validates one compile output and serves it to every node. An invalid output is logged,
 // counted and refused with an error wrapping ErrInvalidSnapshot; the last good snapshot stays.
 // Types whose content did not change keep their version, so clients are only sent what changed.
+// The messages of res are read-only once published: one passed again is taken to be unchanged.
 func (s *Server) Publish(ctx context.Context, rev uint64, res Resources) error {
 	start := time.Now()
 	s.mu.Lock()

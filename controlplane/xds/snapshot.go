@@ -35,6 +35,9 @@ type typeSet struct {
 	plain    map[string]types.Resource
 	versions map[string]string // resource name -> content hash, for delta
 	bytes    int
+	// byMsg and routes keep the encodings of this publish for the next, by message.
+	byMsg  map[proto.Message]*encodedResource
+	routes map[*route.Route]*encodedRoute
 }
 
 // snapshot implements cache.ResourceSnapshot for any type URL. go-control-plane's own
@@ -43,7 +46,8 @@ type typeSet struct {
 // client is only sent the types a revision changed.
 //
 // Each resource is encoded once, here, and served as that encoding (see encoded): without it
-// every response on every stream marshals the route table again.
+// every response on every stream marshals the route table again. The encodings are kept by
+// message for the next snapshot (see encodedResource).
 type snapshot struct {
 	revision uint64
 	types    map[string]*typeSet
@@ -102,19 +106,20 @@ func buildSnapshot(rev uint64, res Resources, prev *snapshot) (*snapshot, error)
 }
 
 // buildType encodes, hashes and validates the resources of one type. It returns the hashes of
-// the routes of a route table type.
+// the routes of a route table type. A message that was in prev's type is served as it was
+// then, and a route table reuses the encodings of the routes it shares with prev's.
 func buildType(rev uint64, typeURL string, msgs []proto.Message, prev *snapshot, seed maphash.Seed) (*typeSet, []uint64, error) {
 	ts := &typeSet{
 		items:    make(map[string]types.ResourceWithTTL, len(msgs)),
 		plain:    make(map[string]types.Resource, len(msgs)),
 		versions: make(map[string]string, len(msgs)),
+		byMsg:    make(map[proto.Message]*encodedResource, len(msgs)),
 	}
 	var old *typeSet
 	var known map[uint64]struct{}
 	if prev != nil {
 		old, known = prev.types[typeURL], prev.routes
 	}
-	mo := proto.MarshalOptions{Deterministic: true}
 	var errs []error
 	var routes []uint64
 	for _, m := range msgs {
@@ -128,27 +133,32 @@ func buildType(rev uint64, typeURL string, msgs []proto.Message, prev *snapshot,
 		if full := m.ProtoReflect().Descriptor().FullName(); typeURL != resource.APITypePrefix+string(full) {
 			return nil, nil, fmt.Errorf("%s: resource %q is a %s", typeURL, name, full)
 		}
-		b, err := mo.Marshal(m)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s %q: marshal: %w", typeURL, name, err)
+		var e *encodedResource
+		if old != nil {
+			e = old.byMsg[m]
 		}
-		sum := sha256.Sum256(b)
-		version := hex.EncodeToString(sum[:12])
-		if old == nil || old.versions[name] != version {
-			if err := validateResource(m, b, seed, known); err != nil && len(errs) < 10 {
-				errs = append(errs, fmt.Errorf("%s %q: %w", typeURL, name, err))
+		if e != nil {
+			// Served and validated before, and compile's output is read-only.
+			if rc, ok := m.(*route.RouteConfiguration); ok {
+				keepRoutes(ts, old, rc)
+			}
+		} else {
+			var err error
+			if e, err = encodeResource(ts, old, m, seed, known); err != nil {
+				if len(errs) < 10 {
+					errs = append(errs, fmt.Errorf("%s %q: %w", typeURL, name, err))
+				}
+				// Keep the placeholder so a duplicate name is still caught.
+				ts.items[name] = types.ResourceWithTTL{}
+				continue
 			}
 		}
-		if _, ok := m.(*route.RouteConfiguration); ok {
-			if err := eachRoute(b, func(r []byte) { routes = append(routes, maphash.Bytes(seed, r)) }); err != nil {
-				return nil, nil, fmt.Errorf("%s %q: %w", typeURL, name, err)
-			}
-		}
-		raw := encoded(b)
-		ts.items[name] = types.ResourceWithTTL{Resource: raw}
-		ts.plain[name] = raw
-		ts.versions[name] = version
-		ts.bytes += len(b)
+		routes = append(routes, e.routes...)
+		ts.byMsg[m] = e
+		ts.items[name] = types.ResourceWithTTL{Resource: e.raw}
+		ts.plain[name] = e.raw
+		ts.versions[name] = e.version
+		ts.bytes += len(e.b)
 	}
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
@@ -159,6 +169,80 @@ func buildType(rev uint64, typeURL string, msgs []proto.Message, prev *snapshot,
 		ts.version = old.version
 	}
 	return ts, routes, nil
+}
+
+// encodeResource encodes, hashes and validates a message not served before. A resource whose
+// encoding equals the one of the same name in old was validated then and is not again; in a
+// route table only routes not known from old are validated.
+func encodeResource(ts, old *typeSet, m proto.Message, seed maphash.Seed, known map[uint64]struct{}) (*encodedResource, error) {
+	rc, ok := m.(*route.RouteConfiguration)
+	if !ok {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("marshal: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		version := hex.EncodeToString(sum[:12])
+		if old == nil || old.versions[cache.GetResourceName(m)] != version {
+			if v, ok := m.(allValidator); ok {
+				if err := v.ValidateAll(); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return &encodedResource{b: b, raw: encoded(b), version: version}, nil
+	}
+	var prevRoutes map[*route.Route]*encodedRoute
+	if old != nil {
+		prevRoutes = old.routes
+	}
+	if ts.routes == nil {
+		ts.routes = map[*route.Route]*encodedRoute{}
+	}
+	b, version, rs, err := encodeRouteTable(rc, seed, prevRoutes, ts.routes)
+	if err != nil {
+		return nil, err
+	}
+	shell, msgs := splitRoutes(rc)
+	var errs []error
+	if err := shell.ValidateAll(); err != nil {
+		errs = append(errs, err)
+	}
+	hashes := make([]uint64, len(rs))
+	for i, r := range rs {
+		hashes[i] = r.h
+		if !r.fresh {
+			continue
+		}
+		if _, seen := known[r.h]; seen {
+			continue
+		}
+		if err := msgs[i].ValidateAll(); err != nil {
+			errs = append(errs, fmt.Errorf("route %q: %w", msgs[i].GetName(), err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	// Validated now: the next publish treats them as known.
+	for _, r := range rs {
+		r.fresh = false
+	}
+	return &encodedResource{b: b, raw: encoded(b), version: version, routes: hashes}, nil
+}
+
+// keepRoutes carries the route encodings of a route table served unchanged into ts.
+func keepRoutes(ts, old *typeSet, rc *route.RouteConfiguration) {
+	if ts.routes == nil {
+		ts.routes = make(map[*route.Route]*encodedRoute, len(old.routes))
+	}
+	for _, vh := range rc.GetVirtualHosts() {
+		for _, r := range vh.GetRoutes() {
+			if e, ok := old.routes[r]; ok {
+				ts.routes[r] = e
+			}
+		}
+	}
 }
 
 // without returns s less one resource, sharing everything else. The changed type keeps prev's
@@ -222,46 +306,10 @@ func encoded(b []byte) proto.Message {
 	return m
 }
 
-// validateResource runs m's PGV rules. For a route table (encoded as b) only routes whose
-// encoding is not in known are validated, and the table itself without its routes.
-func validateResource(m proto.Message, b []byte, seed maphash.Seed, known map[uint64]struct{}) error {
-	rc, ok := m.(*route.RouteConfiguration)
-	if !ok {
-		if v, ok := m.(allValidator); ok {
-			return v.ValidateAll()
-		}
-		return nil
-	}
-	shell, routes := splitRoutes(rc)
-	var errs []error
-	if err := shell.ValidateAll(); err != nil {
-		errs = append(errs, err)
-	}
-	i := 0
-	err := eachRoute(b, func(rb []byte) {
-		if i >= len(routes) {
-			return
-		}
-		r := routes[i]
-		i++
-		if _, seen := known[maphash.Bytes(seed, rb)]; seen {
-			return
-		}
-		if err := r.ValidateAll(); err != nil {
-			errs = append(errs, fmt.Errorf("route %q: %w", r.GetName(), err))
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return errors.Join(errs...)
-}
-
 // eachRoute calls fn with the encoding of every route of an encoded RouteConfiguration, in
 // order. A nested message is encoded exactly as it is alone, so these are the routes' own
 // encodings, found without marshaling them again.
 func eachRoute(rc []byte, fn func([]byte)) error {
-	const vhostsField, routesField = 2, 3 // RouteConfiguration.virtual_hosts, VirtualHost.routes
 	return eachField(rc, vhostsField, func(vh []byte) error {
 		return eachField(vh, routesField, func(r []byte) error { fn(r); return nil })
 	})
