@@ -37,7 +37,18 @@ type encodedRoute struct {
 // table without routes and each route's digest in order, so a table is never hashed whole.
 func encodeRouteTable(rc *route.RouteConfiguration, seed maphash.Seed, prev, next map[*route.Route]*encodedRoute) ([]byte, string, []*encodedRoute, error) {
 	mo := proto.MarshalOptions{Deterministic: true}
-	shell, _ := splitRoutes(rc)
+	shell, msgs := splitRoutes(rc)
+	known := 0
+	for _, r := range msgs {
+		if _, ok := prev[r]; ok {
+			known++
+		}
+	}
+	if known < len(msgs)/2 {
+		// Mostly new routes (a first publish, or a caller that compiles afresh each time):
+		// marshaling the table in one pass is cheaper than route by route.
+		return encodeWholeTable(rc, shell, msgs, seed, next)
+	}
 	sb, err := mo.Marshal(shell)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("marshal: %w", err)
@@ -69,6 +80,45 @@ func encodeRouteTable(rc *route.RouteConfiguration, seed maphash.Seed, prev, nex
 	b, err := spliceRoutes(make([]byte, 0, size+16*len(perHost)), sb, perHost)
 	if err != nil {
 		return nil, "", nil, err
+	}
+	return b, hex.EncodeToString(h.Sum(nil)[:12]), all, nil
+}
+
+// encodeWholeTable is encodeRouteTable for a table of mostly new routes: one marshal, whose
+// routes' encodings are found in place. The version is computed the same way.
+func encodeWholeTable(rc, shell *route.RouteConfiguration, msgs []*route.Route, seed maphash.Seed, next map[*route.Route]*encodedRoute) ([]byte, string, []*encodedRoute, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(rc)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("marshal: %w", err)
+	}
+	sb, err := proto.MarshalOptions{Deterministic: true}.Marshal(shell)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("marshal: %w", err)
+	}
+	h := sha256.New()
+	h.Write(sb)
+	all := make([]*encodedRoute, 0, len(msgs))
+	entries := make([]encodedRoute, len(msgs))
+	err = eachRoute(b, func(rb []byte) {
+		i := len(all)
+		if i >= len(msgs) {
+			return
+		}
+		e := &entries[i]
+		if old, ok := next[msgs[i]]; ok {
+			e = old // the same route twice in this table
+		} else {
+			*e = encodedRoute{b: rb, h: maphash.Bytes(seed, rb), sum: sha256.Sum256(rb), fresh: true}
+			next[msgs[i]] = e
+		}
+		all = append(all, e)
+		h.Write(e.sum[:])
+	})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if len(all) != len(msgs) {
+		return nil, "", nil, fmt.Errorf("encode route table: %d routes encoded, %d expected", len(all), len(msgs))
 	}
 	return b, hex.EncodeToString(h.Sum(nil)[:12]), all, nil
 }

@@ -49,12 +49,23 @@ func TestRouteTableEncodingEqualsMarshal(t *testing.T) {
 				t.Fatal(err)
 			}
 			next := map[*route.Route]*encodedRoute{}
-			got, _, _, err := encodeRouteTable(tc.rc, seed, prev, next)
+			got, version, _, err := encodeRouteTable(tc.rc, seed, prev, next)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, want) {
 				t.Errorf("encoding differs from proto.Marshal:\n got %x\nwant %x", got, want)
+			}
+			// Again with every route known (spliced) and with none (marshaled whole): the
+			// same bytes and version either way.
+			for _, p := range []map[*route.Route]*encodedRoute{next, nil} {
+				b, v, _, err := encodeRouteTable(tc.rc, seed, p, map[*route.Route]*encodedRoute{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(b, want) || v != version {
+					t.Errorf("with %d known routes: encoding equal %v, version %s, want %s", len(p), bytes.Equal(b, want), v, version)
+				}
 			}
 			prev = next // the next case reuses "shared"
 		})
