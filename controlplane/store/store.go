@@ -151,7 +151,10 @@ func (s *Store) Update(fn func(*Tx) error) (uint64, error) {
 		return tx.rev, nil
 	}
 	rev := tx.rev + 1
-	s.rev.Store(rev)
+	// Writers commit in order, but two of them may reach this line out of order: the
+	// revision only ever moves forward.
+	for cur := s.rev.Load(); rev > cur && !s.rev.CompareAndSwap(cur, rev); cur = s.rev.Load() {
+	}
 	s.notify(rev)
 	return rev, nil
 }
@@ -185,11 +188,13 @@ func (s *Store) notify(rev uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ch := range s.subs {
+		latest := rev
 		select {
-		case <-ch: // drop the older revision the reader has not taken yet
+		case old := <-ch: // replace the revision the reader has not taken yet
+			latest = max(latest, old)
 		default:
 		}
-		ch <- rev
+		ch <- latest
 	}
 }
 

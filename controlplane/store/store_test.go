@@ -292,3 +292,41 @@ func TestReopenKeepsRevisionAndRefusesASecondOpener(t *testing.T) {
 		t.Fatalf("revision after reopen = %d, want 1", s.Revision())
 	}
 }
+
+func TestConcurrentWritersNeverMoveTheRevisionBack(t *testing.T) {
+	s := openTest(t)
+	ch := s.Subscribe(t.Context())
+	const writers, each = 4, 25
+	done := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for i := range each {
+				_, err := s.Update(func(tx *Tx) error {
+					return Put(tx, Clients, &adminv1.Client{Id: fmt.Sprintf("cli_%d_%d", w, i)})
+				})
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	var last uint64
+	for range writers {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Revision(); got != writers*each {
+		t.Fatalf("revision %d after %d writes", got, writers*each)
+	}
+	select {
+	case last = <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no revision delivered")
+	}
+	if last != writers*each {
+		t.Fatalf("subscriber's latest revision %d, want %d", last, writers*each)
+	}
+}
