@@ -20,7 +20,9 @@ const maxTemplateLen = 512
 
 // parseTemplate parses an endpoint path template: "/" alone, or one or more "/segment" parts
 // where a segment is a literal (RFC 3986 pchar without percent escapes) or a {name} parameter.
-// A parameter name may appear only once, because the runtime receives parameters by name.
+// A parameter name may appear only once, ignoring case, because the runtime receives parameters
+// as x-gatehouse-param-<name> headers and header names are case-insensitive. The literal
+// segments "." and ".." are refused: Envoy normalises them away, so no request could match.
 func parseTemplate(path string) (template, error) {
 	if path == "" {
 		return nil, errors.New("must not be empty")
@@ -46,12 +48,16 @@ func parseTemplate(path string) (template, error) {
 			if !ok {
 				return nil, fmt.Errorf("segment %d %q: a parameter is {name} with a letter or _ first, then letters, digits or _ (at most 64)", i+1, p)
 			}
-			if seen[name] {
-				return nil, fmt.Errorf("parameter {%s} appears more than once", name)
+			key := strings.ToLower(name)
+			if seen[key] {
+				return nil, fmt.Errorf("parameter {%s} appears more than once (names are compared ignoring case)", name)
 			}
-			seen[name] = true
+			seen[key] = true
 			t = append(t, segment{param: name})
 			continue
+		}
+		if p == "." || p == ".." {
+			return nil, fmt.Errorf("segment %d %q: dot segments are removed by path normalisation and can never match", i+1, p)
 		}
 		for j := 0; j < len(p); j++ {
 			if !isPathChar(p[j]) {
