@@ -186,7 +186,7 @@ func TestRedisKeys(t *testing.T) {
 	start, end := limit.Day.Bounds(now)
 	ctx := t.Context()
 	rateKey := "{gh:alice:gold}:rate"
-	quotaKey := "{gh:alice:gold}:quota:" + strconv.FormatInt(start, 10)
+	quotaKey := "{gh:alice:gold}:quota:day:" + strconv.FormatInt(start, 10)
 	keys, err := r.client.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -202,6 +202,31 @@ func TestRedisKeys(t *testing.T) {
 	wantTTL := time.Unix(end, 0).Sub(now) + quotaKeyMargin
 	if quotaTTL <= wantTTL-5*time.Second || quotaTTL > wantTTL {
 		t.Errorf("quota key TTL %v, want about %v (window end + margin)", quotaTTL, wantTTL)
+	}
+}
+
+// TestQuotaWindowChange checks that a policy changed from a daily to a
+// monthly quota on the 1st, when both windows start at the same instant,
+// starts the month with a fresh count instead of the day's.
+func TestQuotaWindowChange(t *testing.T) {
+	srv := redistest.Start(t)
+	r := newReplica(t, srv.Addr, Config{Deadline: time.Second})
+	key := limit.Key{Profile: "alice", Policy: "gold"}
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	daily := limit.Policy{ID: "gold", Quota: &limit.Quota{Requests: 1, Window: limit.Day}}
+	if d, err := r.Allow(t.Context(), key, daily, now); err != nil || !d.Allowed {
+		t.Fatalf("first daily call: allowed %v, err %v; want allowed", d.Allowed, err)
+	}
+	if d, err := r.Allow(t.Context(), key, daily, now); err != nil || d.Allowed {
+		t.Fatalf("second daily call: allowed %v, err %v; want refused", d.Allowed, err)
+	}
+	monthly := limit.Policy{ID: "gold", Quota: &limit.Quota{Requests: 2, Window: limit.Month}}
+	d, err := r.Allow(t.Context(), key, monthly, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Allowed || d.Quota.Remaining != 1 {
+		t.Errorf("first monthly call: allowed %v, remaining %d; want allowed with 1 left", d.Allowed, d.Quota.Remaining)
 	}
 }
 

@@ -94,14 +94,18 @@ func evalArgs(k limit.Key, p limit.Policy, now time.Time) (keys []string, args [
 	if p.Rate != nil {
 		emission, tolerance, _ = p.Rate.Emission()
 	}
-	qlimit, qttl, qstart := int64(-1), int64(0), int64(0)
+	qlimit, qttl, qstart, qwindow := int64(-1), int64(0), int64(0), "none"
 	if p.Quota != nil {
 		var end int64
+		qwindow = p.Quota.Window.String()
 		qstart, end = p.Quota.Window.Bounds(now)
 		qlimit = int64(min(p.Quota.Requests, maxExact))
 		qttl = time.Unix(end, 0).Sub(now).Milliseconds() + quotaKeyMargin.Milliseconds()
 	}
-	keys = []string{prefix + ":rate", prefix + ":quota:" + strconv.FormatInt(qstart, 10)}
+	// The window's name is part of the key: a day and a month both start on
+	// the 1st, and a policy changed from one to the other must not inherit
+	// the other's count.
+	keys = []string{prefix + ":rate", prefix + ":quota:" + qwindow + ":" + strconv.FormatInt(qstart, 10)}
 	args = []any{now.UnixMicro(), emission, tolerance, qlimit, qttl}
 	return keys, args
 }
