@@ -68,7 +68,7 @@ func (m *metrics) restMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 		if p, ok := runtime.HTTPPattern(r.Context()); ok {
 			route = p.String()
 		}
-		m.observe("rest", r.Method+" "+route, strconv.Itoa(rec.code), start)
+		m.observe("rest", methodLabel(r.Method)+" "+route, strconv.Itoa(rec.code), start)
 	}
 }
 

@@ -133,7 +133,7 @@ func (s *Server) restAuth(next http.Handler) http.Handler {
 		start := time.Now()
 		ctx, err := s.auth.authenticate(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
-			s.metrics.observe("rest", r.Method+" "+routeHint(r.URL.Path), "401", start)
+			s.metrics.observe("rest", methodLabel(r.Method)+" "+routeHint(r.URL.Path), "401", start)
 			writeStatus(w, status.Convert(err), 0)
 			return
 		}
@@ -218,4 +218,14 @@ func routeHint(path string) string {
 		return "/v1/" + rest
 	}
 	return "/v1/other"
+}
+
+// methodLabel bounds the method in metric labels: anyone can send any method token, even
+// without a credential, and each would otherwise become a new time series.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodPut, http.MethodHead, http.MethodOptions:
+		return method
+	}
+	return "OTHER"
 }
