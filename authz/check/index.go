@@ -322,6 +322,12 @@ func parsePrefixes(ss []string) ([]netip.Prefix, error) {
 			if err != nil {
 				return nil, fmt.Errorf("parse CIDR %q: %w", s, err)
 			}
+			// The caller's address is unmapped to IPv4 before it is
+			// matched, so an IPv4-mapped prefix must be unmapped too or it
+			// would never match.
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,42 @@ func TestMatch(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.wantParams, params); diff != "" {
 				t.Errorf("params (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestMappedPrefixes checks that IPv4-mapped IPv6 entries in allow and deny
+// lists match IPv4 callers, which clientAddr always unmaps.
+func TestMappedPrefixes(t *testing.T) {
+	tests := []struct {
+		name  string
+		allow []string
+		deny  []string
+		addr  string
+		want  Code
+	}{
+		{"mapped CIDR allows", []string{"::ffff:198.51.100.0/120"}, nil, "198.51.100.7", OK},
+		{"mapped CIDR refuses outside", []string{"::ffff:198.51.100.0/120"}, nil, "198.51.101.7", IPNotAllowed},
+		{"mapped host CIDR allows", []string{"::ffff:198.51.100.7/128"}, nil, "198.51.100.7", OK},
+		{"mapped CIDR denies", nil, []string{"::ffff:198.51.100.0/120"}, "198.51.100.7", IPNotAllowed},
+		{"mapped host CIDR denies", nil, []string{"::ffff:198.51.100.7/128"}, "198.51.100.7", IPNotAllowed},
+		{"mapped deny leaves others", nil, []string{"::ffff:198.51.100.7/128"}, "198.51.100.8", OK},
+		{"short IPv6 prefix stays IPv6", []string{"::/64"}, nil, "198.51.100.7", IPNotAllowed},
+		{"IPv6 prefix still matches IPv6", []string{"2001:db8::/32"}, nil, "2001:db8::1", OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p Profile
+			var err error
+			if p.ipAllow, err = parsePrefixes(tt.allow); err != nil {
+				t.Fatal(err)
+			}
+			if p.ipDeny, err = parsePrefixes(tt.deny); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := checkIP(&p, netip.MustParseAddr(tt.addr)); got != tt.want {
+				t.Errorf("checkIP(%s) = %v, want %v", tt.addr, got, tt.want)
 			}
 		})
 	}
