@@ -62,6 +62,25 @@ func newToken(p *adminv1.AccessProfile, name string, now *timestamppb.Timestamp)
 	return t, tok.Secret, nil
 }
 
+// maxTokenLifetime bounds expire_time: far-future times are almost always a unit mistake, and
+// the sidecars need a timestamp they can represent.
+const maxTokenLifetime = 10 * 365 * 24 * time.Hour
+
+// checkExpireTime adds a violation unless exp is empty or a valid timestamp in the future and
+// within maxTokenLifetime. gRPC callers can send nanos out of range, which the sidecars refuse
+// together with the whole profile.
+func checkExpireTime(v *violations, exp *timestamppb.Timestamp, now time.Time) {
+	switch {
+	case exp == nil:
+	case exp.CheckValid() != nil:
+		v.add("expire_time", "is not a valid timestamp: seconds must fall in years 0001-9999 and nanos in [0, 999999999]")
+	case !exp.AsTime().After(now):
+		v.add("expire_time", "must be in the future, or empty for a token that does not expire")
+	case !exp.AsTime().Before(now.Add(maxTokenLifetime)):
+		v.add("expire_time", "must be less than 10 years from now")
+	}
+}
+
 // tokenRef is a request that names one token of a client's profile.
 type tokenRef interface {
 	GetClientId() string
@@ -95,9 +114,7 @@ func putNew(w *wtx, t *adminv1.ApiToken, secret string) (*adminv1.TokenSecret, e
 func (ts tokens) CreateToken(ctx context.Context, req *adminv1.CreateTokenRequest) (*adminv1.TokenSecret, error) {
 	var v violations
 	v.addPGV("", req.ValidateAll())
-	if exp := req.GetExpireTime(); exp != nil && !exp.AsTime().After(ts.s.now()) {
-		v.add("expire_time", "must be in the future, or empty for a token that does not expire")
-	}
+	checkExpireTime(&v, req.GetExpireTime(), ts.s.now())
 	if err := v.err(); err != nil {
 		return nil, err
 	}
