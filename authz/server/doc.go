@@ -6,8 +6,13 @@
 //
 //   - Envoy, gRPC (the platform's path): envoy.service.auth.v3.Authorization/Check on the
 //     gRPC port. The route's context_extensions name the endpoint. On OK every identity
-//     header is set with OVERWRITE_IF_EXISTS_OR_ADD, the credential headers and any other
-//     inbound x-gatehouse-* header are removed, and RateLimit headers go to the caller.
+//     header is set with OVERWRITE_IF_EXISTS_OR_ADD; the credential headers and every fixed
+//     owned header the call does not set (x-gatehouse-jwt-claims on an API-token call,
+//     x-gatehouse-token-id on a JWT call) are removed whether or not Envoy sent them, as is
+//     any other x-gatehouse-* header Envoy sent; RateLimit headers go to the caller. A
+//     spoofed x-gatehouse-param-* header that Envoy does not send to ext_authz (see
+//     allowed_headers) cannot be named here, so only the header_mutation filter ahead of
+//     ext_authz removes it.
 //   - Envoy, http_service: path_prefix "/check" on the HTTP port. A 200 carries the
 //     x-gatehouse-* headers (every fixed one, empty when it does not apply) and
 //     X-Envoy-Auth-Headers-To-Remove; a refusal carries status, headers and problem+json.

@@ -173,12 +173,21 @@ func (s *scratch) checkResponse(names func(func(string))) *authv3.CheckResponse 
 	}
 }
 
-// headersToRemove lists the credential headers and every inbound x-gatehouse-* header the
-// decision does not set: Envoy strips them before ext_authz, and this keeps a spoofed copy
-// from surviving when that filter is missing.
+// headersToRemove lists the credential headers, every fixed owned header the decision does
+// not set, and every other inbound x-gatehouse-* header (path parameters of another
+// endpoint): Envoy strips them before ext_authz, and this keeps a spoofed copy from
+// surviving when that filter is missing. The fixed headers are listed whether or not they
+// came in, since Envoy may send ext_authz only some of the request's headers
+// (allowed_headers); parameter names cannot be listed that way, so a spoofed parameter
+// header is removed only when ext_authz sees it.
 func headersToRemove(d *check.Decision, names func(func(string))) []string {
-	out := make([]string, 0, 2)
+	out := make([]string, 0, 4)
 	out = append(out, check.HeaderAPIToken, check.HeaderAuthorization)
+	for _, k := range check.FixedHeaders {
+		if !d.Sets(k) {
+			out = append(out, k)
+		}
+	}
 	names(func(k string) {
 		if strings.HasPrefix(k, check.OwnedHeaderPrefix) && !d.Sets(k) && !slices.Contains(out, k) {
 			out = append(out, k)

@@ -175,7 +175,7 @@ func TestCheckAllowsWithIdentityHeaders(t *testing.T) {
 				"x-gatehouse-param-id", "o-42",
 				"x-gatehouse-param-item", "7",
 			),
-			HeadersToRemove: []string{"api-token", "authorization"},
+			HeadersToRemove: []string{"api-token", "authorization", "x-gatehouse-jwt-claims"},
 		}},
 	}
 	if resp.GetStatus().GetCode() != 0 {
@@ -449,5 +449,38 @@ func TestConcurrentChecksShareHeaders(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestHeadersToRemoveOwnedHeaders checks that an allowed call removes every fixed owned
+// header it does not set even when Envoy did not send it to ext_authz, so a spoofed copy
+// cannot reach the runtime without the header_mutation filter.
+func TestHeadersToRemoveOwnedHeaders(t *testing.T) {
+	tests := []struct {
+		name    string
+		d       check.Decision
+		inbound []string
+		want    []string
+	}{
+		{"api token call removes claims", check.Decision{TokenID: "tok-1"}, nil,
+			[]string{"api-token", "authorization", "x-gatehouse-jwt-claims"}},
+		{"jwt call removes token id", check.Decision{Claims: "e30"}, nil,
+			[]string{"api-token", "authorization", "x-gatehouse-token-id"}},
+		{"inbound parameter of another endpoint", check.Decision{TokenID: "tok-1", Params: []check.Param{{Header: "x-gatehouse-param-id", Value: "1"}}},
+			[]string{"x-gatehouse-param-id", "x-gatehouse-param-admin", "x-gatehouse-jwt-claims", "accept"},
+			[]string{"api-token", "authorization", "x-gatehouse-jwt-claims", "x-gatehouse-param-admin"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := headersToRemove(&tt.d, func(f func(string)) {
+				for _, k := range tt.inbound {
+					f(k)
+				}
+			})
+			sort.Strings(got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("headers to remove (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
