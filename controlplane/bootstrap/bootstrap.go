@@ -1,6 +1,8 @@
 // Package bootstrap renders the Envoy bootstrap of a Gatehouse gateway: node identity, ADS to
-// the control plane, the local authz sidecar cluster and the admin interface on loopback.
-// Everything else (listeners, routes, clusters) arrives over ADS.
+// the control plane, the local authz sidecar cluster, the admin interface on loopback and a
+// layered runtime (a static layer raising the RE2 program-size limit for templated routes, and
+// the admin layer so /runtime_modify still works). Everything else (listeners, routes,
+// clusters) arrives over ADS.
 package bootstrap
 
 import (
@@ -164,9 +166,10 @@ func Render(cfg Config) ([]byte, error) {
 	var buf bytes.Buffer
 	err = tmpl.Execute(&buf, struct {
 		Config
-		ControlPlane, Authz, Admin endpoint
-		XDSTLS                     *upstreamTLS
-	}{cfg, cp, authz, admin, xdsTLS})
+		ControlPlane, Authz, Admin  endpoint
+		XDSTLS                      *upstreamTLS
+		RE2ErrorLevel, RE2WarnLevel int
+	}{cfg, cp, authz, admin, xdsTLS, RE2ErrorLevel, RE2WarnLevel})
 	if err != nil {
 		return nil, fmt.Errorf("render bootstrap: %w", err)
 	}
@@ -218,6 +221,22 @@ func validateTyped(a *anypb.Any) error {
 	}
 	return v.ValidateAll()
 }
+
+// RE2 program-size limits of the runtime. Envoy refuses a safe_regex whose RE2 program is larger
+// than re2.max_program_size.error_level (default 100), and one refused route makes it reject the
+// whole route table. A templated endpoint route costs about one instruction per literal byte and
+// ten per {param} segment ([^/]+ in UTF-8), so an eight-parameter template already needs ~150.
+// The largest template the admin API accepts (a 63-byte collection path and a 512-byte endpoint
+// path of 128 parameters) compiles to 1,283 instructions in RE2, so the error level sits above
+// every route Gatehouse can emit, with headroom for RE2 versions that count a little
+// differently. The warn level only logs and counts re2.exceeded_warn_level: it flags the
+// unusually long templates, far above the ~10-150 of ordinary ones.
+const (
+	// RE2ErrorLevel is the bootstrap's re2.max_program_size.error_level.
+	RE2ErrorLevel = 2000
+	// RE2WarnLevel is the bootstrap's re2.max_program_size.warn_level.
+	RE2WarnLevel = 1000
+)
 
 // The gRPC clusters speak HTTP/2 with keepalive pings, so a control plane or sidecar that
 // vanished without closing the connection is noticed in seconds. Over TLS the control plane
@@ -309,6 +328,14 @@ static_resources:
               socket_address:
                 address: {{q .Authz.Host}}
                 port_value: {{.Authz.Port}}
+layered_runtime:
+  layers:
+  - name: static
+    static_layer:
+      re2.max_program_size.error_level: {{.RE2ErrorLevel}}
+      re2.max_program_size.warn_level: {{.RE2WarnLevel}}
+  - name: admin
+    admin_layer: {}
 admin:
   address:
     socket_address:

@@ -68,6 +68,32 @@ func checkShape(t *testing.T, b *bootstrapv3.Bootstrap, cfg Config) {
 	if got := b.GetAdmin().GetAddress().GetSocketAddress().GetAddress(); got != "127.0.0.1" && got != "::1" {
 		t.Errorf("admin bound to %q", got)
 	}
+	checkRuntime(t, b)
+}
+
+// worstRouteProgramSize is the RE2 program size of the largest templated route the admin API
+// accepts: collection "a"*63 and endpoint "/{a}" repeated 128 times (512 bytes), measured with
+// RE2's ProgramSize(). Envoy refuses the whole route table when one route exceeds the limit.
+const worstRouteProgramSize = 1283
+
+// checkRuntime asserts the runtime Envoy reads the RE2 limits from: a static layer that lets
+// every templated route compile, followed by the admin layer (without it, Envoy's admin
+// /runtime_modify has nowhere to write).
+func checkRuntime(t *testing.T, b *bootstrapv3.Bootstrap) {
+	t.Helper()
+	layers := b.GetLayeredRuntime().GetLayers()
+	if len(layers) != 2 || layers[0].GetStaticLayer() == nil || layers[1].GetAdminLayer() == nil {
+		t.Fatalf("layered_runtime = %v, want a static layer then an admin layer", b.GetLayeredRuntime())
+	}
+	static := layers[0].GetStaticLayer().GetFields()
+	errLevel := static["re2.max_program_size.error_level"].GetNumberValue()
+	warnLevel := static["re2.max_program_size.warn_level"].GetNumberValue()
+	if errLevel < worstRouteProgramSize {
+		t.Errorf("re2.max_program_size.error_level = %v, want >= %d (largest templated route)", errLevel, worstRouteProgramSize)
+	}
+	if warnLevel <= 0 || warnLevel > errLevel {
+		t.Errorf("re2.max_program_size.warn_level = %v, want in (0, error_level %v]", warnLevel, errLevel)
+	}
 }
 
 func TestRender(t *testing.T) {
