@@ -15,6 +15,12 @@
 //     the authz OK response sets the identity headers.
 //   - Templated paths are matched with a safe_regex whose parameter segments are [^/]+ (which
 //     grpc-go's xDS client also understands); literal paths with an exact path match.
+//   - Envoy refuses a safe_regex whose RE2 program is larger than the runtime's
+//     re2.max_program_size.error_level (default 100), and with it the whole route table. A
+//     route's program costs about one instruction per literal byte and ten per parameter, so
+//     templates of eight parameters pass 100; the largest template the admin API accepts
+//     (128 parameters) needs 1,283. The bootstrap Gatehouse renders raises the limit to 2,000
+//     in its layered runtime (controlplane/bootstrap); a hand-written bootstrap needs the same.
 //   - The Envoy bootstrap must define two clusters statically: ControlPlaneCluster (ADS, and
 //     the access log's gRPC ALS) and AuthzCluster (the per-pod authz sidecar on
 //     127.0.0.1:9191 that ext_authz calls). Envoy refuses a CDS cluster with the name of a
