@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 
 	adminv1 "gatehouse/proto/gatehouse/admin/v1"
@@ -38,9 +39,15 @@ func validateProfile(v *violations, p *adminv1.AccessProfile) {
 	if jwt == nil {
 		return
 	}
+	var kinds []keyKind // of the valid PEM keys, each kind once
 	for i, s := range jwt.GetPublicKeys().GetPem() {
-		if err := checkPublicKey(s); err != nil {
+		kind, err := checkPublicKey(s)
+		if err != nil {
 			v.add(fmt.Sprintf("access_profile.jwt.public_keys.pem[%d]", i), "%v", err)
+			continue
+		}
+		if !slices.Contains(kinds, kind) {
+			kinds = append(kinds, kind)
 		}
 	}
 	for _, f := range []struct{ field, url string }{{"jwks_url", jwt.GetJwksUrl()}, {"oidc_issuer", jwt.GetOidcIssuer()}} {
@@ -60,6 +67,10 @@ func validateProfile(v *violations, p *adminv1.AccessProfile) {
 			v.add(fmt.Sprintf("access_profile.jwt.algorithms[%d]", i), "%s needs a public key; with hmac_secret use HS256, HS384 or HS512", alg)
 		case !hmac && isHMAC:
 			v.add(fmt.Sprintf("access_profile.jwt.algorithms[%d]", i), "%s needs hmac_secret; public keys, JWKS and OIDC keys verify RS*, PS256, ES* and EdDSA", alg)
+		case len(kinds) > 0 && !fitsAny(kinds, alg):
+			// Only PEM keys are known here; a JWKS or OIDC key set can change after the fact.
+			// The sidecars refuse a profile with an algorithm none of its keys can verify.
+			v.add(fmt.Sprintf("access_profile.jwt.algorithms[%d]", i), "%s fits none of the public keys, which are %s; %s", alg, kindNames(kinds), kindAlgsHelp)
 		}
 	}
 }
@@ -93,15 +104,67 @@ func normalizeProfile(p *adminv1.AccessProfile) {
 	}
 }
 
+// keyKind is a kind of JWT public key; each verifies its own algorithms only.
+type keyKind string
+
+// The key kinds the sidecars accept, with the algorithms each verifies.
+const (
+	keyRSA     keyKind = "RSA"
+	keyP256    keyKind = "EC P-256"
+	keyP384    keyKind = "EC P-384"
+	keyEd25519 keyKind = "Ed25519"
+)
+
+// algs returns the JWT algorithms a key of kind k verifies.
+func (k keyKind) algs() []string {
+	switch k {
+	case keyRSA:
+		return []string{"RS256", "RS384", "RS512", "PS256"}
+	case keyP256:
+		return []string{"ES256"}
+	case keyP384:
+		return []string{"ES384"}
+	case keyEd25519:
+		return []string{"EdDSA"}
+	}
+	return nil
+}
+
+// kindAlgsHelp tells an operator which algorithm fits which key.
+const kindAlgsHelp = "RSA keys verify RS256, RS384, RS512 and PS256, EC P-256 ES256, EC P-384 ES384, Ed25519 EdDSA"
+
+// fitsAny reports whether some key of kinds verifies alg.
+func fitsAny(kinds []keyKind, alg string) bool {
+	for _, k := range kinds {
+		if slices.Contains(k.algs(), alg) {
+			return true
+		}
+	}
+	return false
+}
+
+// kindNames lists kinds for a message, e.g. "RSA and EC P-256".
+func kindNames(kinds []keyKind) string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = string(k)
+	}
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
 // checkPublicKey accepts one PEM block holding a public key (PKIX, PKCS #1 or a certificate)
 // that a JWT algorithm can use: RSA of at least 2048 bits, ECDSA P-256 or P-384, or Ed25519.
-func checkPublicKey(s string) error {
+// It returns the key's kind.
+func checkPublicKey(s string) (keyKind, error) {
 	block, rest := pem.Decode([]byte(s))
 	if block == nil {
-		return errors.New(`is not PEM: give a key that starts with "-----BEGIN PUBLIC KEY-----"`)
+		return "", errors.New(`is not PEM: give a key that starts with "-----BEGIN PUBLIC KEY-----"`)
 	}
 	if len(bytes.TrimSpace(rest)) > 0 {
-		return errors.New("holds more than one PEM block: give one key per item")
+		return "", errors.New("holds more than one PEM block: give one key per item")
 	}
 	var key any
 	var err error
@@ -116,25 +179,29 @@ func checkPublicKey(s string) error {
 			key = cert.PublicKey
 		}
 	case strings.Contains(block.Type, "PRIVATE KEY"):
-		return errors.New("is a private key: give only the public key and keep the private key secret")
+		return "", errors.New("is a private key: give only the public key and keep the private key secret")
 	default:
-		return fmt.Errorf("is a PEM %q block: give a PUBLIC KEY", block.Type)
+		return "", fmt.Errorf("is a PEM %q block: give a PUBLIC KEY", block.Type)
 	}
 	if err != nil {
-		return errors.New("does not parse as a public key")
+		return "", errors.New("does not parse as a public key")
 	}
 	switch k := key.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < minRSABits {
-			return fmt.Errorf("is a %d-bit RSA key: use at least %d bits", k.N.BitLen(), minRSABits)
+			return "", fmt.Errorf("is a %d-bit RSA key: use at least %d bits", k.N.BitLen(), minRSABits)
 		}
+		return keyRSA, nil
 	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return errors.New("is an ECDSA key on an unsupported curve: use P-256 (ES256) or P-384 (ES384)")
+		switch k.Curve {
+		case elliptic.P256():
+			return keyP256, nil
+		case elliptic.P384():
+			return keyP384, nil
 		}
+		return "", errors.New("is an ECDSA key on an unsupported curve: use P-256 (ES256) or P-384 (ES384)")
 	case ed25519.PublicKey:
-	default:
-		return errors.New("is not an RSA, ECDSA or Ed25519 key")
+		return keyEd25519, nil
 	}
-	return nil
+	return "", errors.New("is not an RSA, ECDSA or Ed25519 key")
 }
