@@ -76,11 +76,16 @@ func validateProfile(v *violations, p *adminv1.AccessProfile) {
 }
 
 // parseCIDR parses an IPv4 or IPv6 CIDR; a bare address means that one address (/32 or /128).
+// IPv4-mapped IPv6 addresses and prefixes of /96 or longer become IPv4 (::ffff:198.51.100.0/120
+// is 198.51.100.0/24), so that one range has one spelling and matches IPv4 callers.
 func parseCIDR(s string) (netip.Prefix, error) {
 	if strings.Contains(s, "/") {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return netip.Prefix{}, errors.New(`must be a CIDR such as "10.0.0.0/8" or "2001:db8::/32", or one address`)
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 		}
 		return p.Masked(), nil
 	}
@@ -88,6 +93,7 @@ func parseCIDR(s string) (netip.Prefix, error) {
 	if err != nil || a.Zone() != "" {
 		return netip.Prefix{}, errors.New(`must be a CIDR such as "10.0.0.0/8" or "2001:db8::/32", or one address`)
 	}
+	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 

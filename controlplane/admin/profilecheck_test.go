@@ -106,3 +106,43 @@ func TestValidateProfileAlgorithmsFitKeys(t *testing.T) {
 		})
 	}
 }
+
+// IP lists are stored in one canonical spelling; IPv4-mapped IPv6 forms become IPv4, which is
+// how IPv4 callers' addresses are compared.
+func TestParseCIDRCanonical(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"IPv4 address", "198.51.100.7", "198.51.100.7/32"},
+		{"IPv4 prefix with host bits", "10.1.2.3/8", "10.0.0.0/8"},
+		{"IPv6 address", "2001:db8::1", "2001:db8::1/128"},
+		{"IPv6 prefix", "2001:db8::/32", "2001:db8::/32"},
+		{"mapped address", "::ffff:198.51.100.7", "198.51.100.7/32"},
+		{"mapped /128", "::ffff:198.51.100.7/128", "198.51.100.7/32"},
+		{"mapped /120", "::ffff:198.51.100.0/120", "198.51.100.0/24"},
+		{"mapped /120 with host bits", "::ffff:198.51.100.9/120", "198.51.100.0/24"},
+		{"mapped /96 is every IPv4 address", "::ffff:0.0.0.0/96", "0.0.0.0/0"},
+		{"shorter than /96 stays IPv6", "::ffff:0:0/80", "::/80"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseCIDR(tc.in)
+			if err != nil {
+				t.Fatalf("parseCIDR(%q): %v", tc.in, err)
+			}
+			if got.String() != tc.want {
+				t.Errorf("parseCIDR(%q) = %s, want %s", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNormalizeProfileUnmapsIPv4(t *testing.T) {
+	p := &adminv1.AccessProfile{
+		IpAllow: []string{"::ffff:198.51.100.7", "::ffff:198.51.100.0/120", "2001:db8::/32"},
+		IpDeny:  []string{"::FFFF:203.0.113.1/128"},
+	}
+	normalizeProfile(p)
+	diff(t, &adminv1.AccessProfile{
+		IpAllow: []string{"198.51.100.7/32", "198.51.100.0/24", "2001:db8::/32"},
+		IpDeny:  []string{"203.0.113.1/32"},
+	}, p, protocmp.Transform())
+}
