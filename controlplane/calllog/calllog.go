@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	accesslogdata "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
@@ -33,7 +34,26 @@ const (
 	DefaultRetention = 24 * time.Hour
 )
 
-// Record is one call through a gateway.
+// Limits on the strings a Record keeps, in bytes. The log holds up to Capacity records from
+// whatever callers send, anonymous ones included, so unbounded strings would let long paths
+// alone fill gigabytes (100,000 records of 60 KiB paths are about 6 GiB); capped, a record
+// stays under about 2.5 KiB (about 250 MB at DefaultCapacity). Longer values are cut at a UTF-8 boundary, without a marker.
+const (
+	// MaxPathBytes bounds Record.Path: longer than any route (collection and endpoint paths
+	// total under 600 bytes), so every routed path is kept whole.
+	MaxPathBytes = 1024
+	// MaxRequestIDBytes bounds Record.RequestID, which a caller may send itself.
+	MaxRequestIDBytes = 256
+	// MaxDetailsBytes bounds Record.Details.
+	MaxDetailsBytes = 256
+	// MaxIDBytes bounds Record.Node, ClientID, ProfileID, EndpointID, CollectionID and
+	// RemoteIP; the admin API's ids are at most 64 bytes.
+	MaxIDBytes = 128
+	// MaxMethodBytes bounds Record.Method.
+	MaxMethodBytes = 16
+)
+
+// Record is one call through a gateway. Its strings are cut to the Max*Bytes limits.
 type Record struct {
 	// Time is when the request started.
 	Time time.Time
@@ -158,22 +178,26 @@ func (l *Log) StreamAccessLogs(stream alsv3.AccessLogService_StreamAccessLogsSer
 func record(node string, e *accesslogdata.HTTPAccessLogEntry) Record {
 	c, req, resp := e.GetCommonProperties(), e.GetRequest(), e.GetResponse()
 	h := req.GetRequestHeaders()
-	path, _, _ := strings.Cut(req.GetPath(), "?")
+	path, _, hasQuery := strings.Cut(req.GetPath(), "?")
+	if hasQuery && len(path) <= MaxPathBytes {
+		// The path is a prefix of the request line; a copy lets the query's memory go.
+		path = strings.Clone(path)
+	}
 	r := Record{
-		Node:         node,
-		RequestID:    req.GetRequestId(),
-		Method:       req.GetRequestMethod().String(),
-		Path:         path,
+		Node:         truncate(node, MaxIDBytes),
+		RequestID:    truncate(req.GetRequestId(), MaxRequestIDBytes),
+		Method:       truncate(req.GetRequestMethod().String(), MaxMethodBytes),
+		Path:         truncate(path, MaxPathBytes),
 		Status:       resp.GetResponseCode().GetValue(),
 		Duration:     c.GetDuration().AsDuration(),
-		ClientID:     h[headerClientID],
-		ProfileID:    h[headerProfileID],
-		EndpointID:   h[headerEndpointID],
-		CollectionID: h[headerCollectionID],
-		RemoteIP:     c.GetDownstreamRemoteAddress().GetSocketAddress().GetAddress(),
+		ClientID:     truncate(h[headerClientID], MaxIDBytes),
+		ProfileID:    truncate(h[headerProfileID], MaxIDBytes),
+		EndpointID:   truncate(h[headerEndpointID], MaxIDBytes),
+		CollectionID: truncate(h[headerCollectionID], MaxIDBytes),
+		RemoteIP:     truncate(c.GetDownstreamRemoteAddress().GetSocketAddress().GetAddress(), MaxIDBytes),
 		BytesIn:      req.GetRequestBodyBytes(),
 		BytesOut:     resp.GetResponseBodyBytes(),
-		Details:      resp.GetResponseCodeDetails(),
+		Details:      truncate(resp.GetResponseCodeDetails(), MaxDetailsBytes),
 	}
 	if c.GetStartTime() != nil {
 		r.Time = c.GetStartTime().AsTime()
@@ -182,6 +206,18 @@ func record(node string, e *accesslogdata.HTTPAccessLogEntry) Record {
 		r.Duration = c.GetTimeToLastDownstreamTxByte().AsDuration()
 	}
 	return r
+}
+
+// truncate returns s cut to at most n bytes without splitting a UTF-8 sequence. A cut string
+// is copied: a substring would keep the whole original, and so the received entry, alive.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.Clone(s[:n])
 }
 
 func (l *Log) add(recs []Record) {
