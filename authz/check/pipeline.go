@@ -49,8 +49,9 @@ type Config struct {
 	Limiter limit.Limiter
 	// JWT verifies bearer tokens; nil refuses every JWT as invalid credentials.
 	JWT JWTVerifier
-	// TrustedHops is how many proxies in front of the source address append to
-	// X-Forwarded-For and are trusted to; 0 uses the source address alone.
+	// TrustedHops is how many proxies in front of the gateway append to X-Forwarded-For
+	// and are trusted to; 0 uses the source address alone. An entry the gateway appended
+	// itself (see Request.SourceAppended) is not one of them.
 	TrustedHops int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -137,7 +138,7 @@ func (c *Checker) Decide(ctx context.Context, r *Request, d *Decision) {
 		c.deny(d, code, detail)
 		return
 	}
-	if code, detail := checkIP(d.Profile, clientAddr(r.Source, r.Headers, c.cfg.TrustedHops)); code != OK {
+	if code, detail := checkIP(d.Profile, clientAddr(r.Source, r.Headers, c.cfg.TrustedHops, r.SourceAppended)); code != OK {
 		c.deny(d, code, detail)
 		return
 	}

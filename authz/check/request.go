@@ -34,6 +34,13 @@ type Request struct {
 	EndpointID string
 	// RequestID is the proxy's request id; a denial without one gets a generated id.
 	RequestID string
+	// SourceAppended is set by an adapter whose proxy appends Source to X-Forwarded-For
+	// itself: Envoy with use_remote_address sends ext_authz the downstream peer it just
+	// appended. A rightmost entry equal to Source is then Envoy's own and is not counted as
+	// a trusted hop, so the hops are the proxies in front of Envoy. The HTTP check leaves it
+	// unset: there Source is the proxy, and an equal rightmost entry is a caller on the
+	// proxy's host whose own entries further left must not be believed.
+	SourceAppended bool
 	// ForgedIdentity is set by an adapter when the request carries x-gatehouse-* headers
 	// that its proxy cannot strip (nginx): the request is refused as invalid credentials,
 	// since such headers claim an identity only the gateway may assert.
@@ -108,15 +115,26 @@ func basicAPIToken(b64 string) (string, bool) {
 
 // clientAddr is the real caller address: the source address, or with trusted hops the entry
 // of X-Forwarded-For that the farthest trusted proxy appended. Entries further left were
-// written by the caller and are never believed. An unparsable entry yields the zero Addr,
-// which no allow list admits.
-func clientAddr(src netip.Addr, h Headers, trustedHops int) netip.Addr {
+// written by the caller and are never believed. With srcAppended, a rightmost entry equal to
+// the source is the gateway's own and is dropped before the hops are counted. An unparsable
+// entry yields the zero Addr, which no allow list admits.
+func clientAddr(src netip.Addr, h Headers, trustedHops int, srcAppended bool) netip.Addr {
 	if trustedHops <= 0 {
 		return src.Unmap()
 	}
 	xff := h.Get(headerXFF)
 	if xff == "" {
 		return src.Unmap()
+	}
+	if srcAppended {
+		i := strings.LastIndexByte(xff, ',')
+		if a, err := netip.ParseAddr(strings.TrimSpace(xff[i+1:])); err == nil && a.Unmap() == src.Unmap() {
+			if i < 0 {
+				// Only the gateway's own entry: the source is the caller.
+				return src.Unmap()
+			}
+			xff = xff[:i]
+		}
 	}
 	// Walk from the right: the last entry is what the nearest trusted proxy saw.
 	entry := ""

@@ -71,7 +71,42 @@ func TestClientAddr(t *testing.T) {
 			if tt.xff != "" {
 				h["x-forwarded-for"] = tt.xff
 			}
-			if got := clientAddr(src, h, tt.hops).String(); got != tt.want {
+			if got := clientAddr(src, h, tt.hops, false).String(); got != tt.want {
+				t.Errorf("clientAddr() = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestClientAddrBehindEnvoy covers the ext_authz path, where Envoy (use_remote_address)
+// appends its downstream peer, the CheckRequest source, to X-Forwarded-For: that entry is
+// dropped, so --trusted-hops counts the proxies in front of Envoy.
+func TestClientAddrBehindEnvoy(t *testing.T) {
+	lb := "10.0.0.9"
+	tests := []struct {
+		name     string
+		src      string
+		xff      string
+		hops     int
+		appended bool
+		want     string
+	}{
+		{"one load balancer", lb, "198.51.100.7, 10.0.0.9", 1, true, "198.51.100.7"},
+		{"spoofed entry left of the load balancer's", lb, "203.0.113.5, 198.51.100.7, 10.0.0.9", 1, true, "198.51.100.7"},
+		{"two proxies", lb, "198.51.100.7, 10.1.1.1, 10.0.0.9", 2, true, "198.51.100.7"},
+		{"caller straight to envoy", "198.51.100.7", "198.51.100.7", 1, true, "198.51.100.7"},
+		{"mapped source matches", "::ffff:10.0.0.9", "198.51.100.7, 10.0.0.9", 1, true, "198.51.100.7"},
+		{"envoy without use_remote_address appends nothing", lb, "198.51.100.7", 1, true, "198.51.100.7"},
+		{"no hops ignores xff", lb, "198.51.100.7, 10.0.0.9", 0, true, "10.0.0.9"},
+		// nginx in front of the HTTP check: the source is nginx and its entry is the
+		// caller's, even when the caller shares nginx's address.
+		{"http check keeps the proxy's entry", "127.0.0.1", "203.0.113.5, 127.0.0.1", 1, false, "127.0.0.1"},
+		{"http check through nginx", "127.0.0.1", "198.51.100.7", 1, false, "198.51.100.7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := MapHeaders{"x-forwarded-for": tt.xff}
+			if got := clientAddr(netip.MustParseAddr(tt.src), h, tt.hops, tt.appended).String(); got != tt.want {
 				t.Errorf("clientAddr() = %s, want %s", got, tt.want)
 			}
 		})

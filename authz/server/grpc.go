@@ -116,6 +116,9 @@ func RequestFromCheck(req *authv3.CheckRequest) check.Request {
 		Headers:    headers,
 		EndpointID: attrs.GetContextExtensions()[ExtEndpointID],
 		RequestID:  h.GetId(),
+		// Envoy (use_remote_address) appends the source it reports here to
+		// X-Forwarded-For; that entry is not a trusted hop in front of it.
+		SourceAppended: true,
 	}
 	if r.RequestID == "" {
 		r.RequestID = headers["x-request-id"]

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
@@ -480,6 +481,35 @@ func TestHeadersToRemoveOwnedHeaders(t *testing.T) {
 			sort.Strings(got)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("headers to remove (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestCheckTrustedHopBehindEnvoy runs the sidecar with one trusted hop, a load balancer in
+// front of Envoy: Envoy appends the load balancer's address, which it also reports as the
+// source, so the caller is the entry the load balancer appended, whatever the caller wrote.
+func TestCheckTrustedHopBehindEnvoy(t *testing.T) {
+	e := newEnv(t, true, 1)
+	tok := e.fx.Secret(checktest.TokenIP)
+	tests := []struct {
+		name string
+		xff  string
+		want int32
+	}{
+		{"caller in allow list", "203.0.113.5, 10.0.0.9", int32(codes.OK)},
+		{"caller outside allow list", "198.51.100.7, 10.0.0.9", int32(codes.PermissionDenied)},
+		{"spoofed entry left of the load balancer's", "203.0.113.5, 198.51.100.7, 10.0.0.9", int32(codes.PermissionDenied)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := e.client.Check(context.Background(), envoyRequest("GET", "/sales/orders", "10.0.0.9",
+				ext(checktest.EndpointListOrders), map[string]string{"api-token": tok, "x-forwarded-for": tt.xff}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.GetStatus().GetCode(); got != tt.want {
+				t.Errorf("status %v, want %v", codes.Code(got), codes.Code(tt.want))
 			}
 		})
 	}

@@ -341,6 +341,9 @@ func (w *wireRequest) toRequest() check.Request {
 		Headers:    w,
 		EndpointID: w.endpointID,
 		RequestID:  w.id,
+		// Envoy (use_remote_address) appends the source it reports here to
+		// X-Forwarded-For; that entry is not a trusted hop in front of it.
+		SourceAppended: true,
 	}
 	if r.RequestID == "" {
 		r.RequestID = w.Get("x-request-id")

@@ -35,7 +35,8 @@ type Config struct {
 	XDSTLS *configsource.TLSConfig
 	// NodeID names this sidecar to the control plane; default the host name.
 	NodeID string
-	// TrustedHops is how many proxies in front append to X-Forwarded-For and are trusted.
+	// TrustedHops is how many proxies in front of Envoy (or of the HTTP check) append to
+	// X-Forwarded-For and are trusted; Envoy's own entry is not one of them.
 	TrustedHops int
 	// Limiter is "memory" (default) or "redis".
 	Limiter string
@@ -79,7 +80,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, slog.Level, 
 	fs.StringVar(&xdsTLS.KeyFile, "xds-key-file", "", "private key of --xds-cert-file")
 	fs.StringVar(&xdsTLS.ServerName, "xds-server-name", "", "name checked in the control plane's certificate (default: the host of --xds-addr)")
 	fs.StringVar(&c.NodeID, "node-id", "", "node id announced to the control plane (default: host name)")
-	fs.IntVar(&c.TrustedHops, "trusted-hops", 0, "proxies in front that append X-Forwarded-For and are trusted (0: use the source address)")
+	fs.IntVar(&c.TrustedHops, "trusted-hops", 0, "proxies in front of Envoy (or of the HTTP check) that append X-Forwarded-For and are trusted; the entry Envoy appends itself is not counted (0: use the source address)")
 	fs.StringVar(&c.Limiter, "limiter", LimiterMemory, "limiter backend: memory or redis")
 	fs.StringVar(&redisAddrs, "redis-addr", "", "Redis host:port, comma-separated for Cluster seeds or Sentinels")
 	fs.BoolVar(&c.Redis.Cluster, "redis-cluster", false, "use Redis Cluster with a single address")
