@@ -26,6 +26,12 @@
 //     the last good config stays and later updates build on it. The same
 //     refused update arriving again (a resend after reconnecting) is NACKed
 //     without calling Apply.
+//   - Resync: a NACK leaves the stream out of step, since the delta server
+//     counts the refused resources, valid ones among them, as delivered.
+//     The stream ends after the next update is ACKed, and the new one
+//     resumes from the last good versions, so the server resends what the
+//     client lacks; a valid change refused together with a bad one goes live
+//     once the bad one is fixed.
 //   - Resume: a new stream declares the last good resources and their
 //     versions in initial_resource_versions, so the control plane sends only
 //     what changed; the versions are cached with the config so this also
@@ -218,7 +224,11 @@ func (s *Source) Run(ctx context.Context) error {
 		}
 		delay := backoff(attempt, s.cfg.BackoffBase, s.cfg.BackoffMax, rand.Float64)
 		attempt++
-		log.Warn("config stream ended; keeping the last good config", "err", err, "retry_in", delay)
+		level := slog.LevelWarn
+		if errors.Is(err, errResync) {
+			level = slog.LevelInfo // expected after a NACK, not a failure
+		}
+		log.Log(ctx, level, "config stream ended; keeping the last good config", "err", err, "retry_in", delay)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

@@ -211,23 +211,85 @@ func TestRefusedUpdateIsNACKedAndLastGoodStays(t *testing.T) {
 		t.Errorf("config in effect after the next update (-want +got):\n%s", diff)
 	}
 
-	// After a reconnect the server sends the refused profile again; it is
-	// NACKed without another Apply.
-	cp.stop()
-	cp.restart()
-	// The three responses of the new stream make up one update; all are NACKed.
-	eventually(t, "second NACK of the profile", func() bool {
+	// The ACK of 3 ends the stream that was out of step since the NACK; the
+	// next one resumes from the last good versions, and the server sends the
+	// refused profile again. So does a reconnect after the control plane
+	// restarts. Each resend is NACKed without another Apply.
+	profileNACKs := func() int {
 		n := 0
 		for _, r := range cp.nacks() {
 			if r.GetTypeUrl() == ProfileTypeURL {
 				n++
 			}
 		}
-		return n == 2
-	})
-	if again, _ := app.snapshot(); len(again) != len(calls) {
-		t.Errorf("Apply called %d times after the resend, want %d (no new call)", len(again), len(calls))
+		return n
 	}
+	eventually(t, "second NACK of the profile", func() bool { return profileNACKs() >= 2 })
+	cp.stop()
+	before := profileNACKs()
+	cp.restart()
+	eventually(t, "NACK of the profile after the restart", func() bool { return profileNACKs() > before })
+	if again, _ := app.snapshot(); len(again) != len(calls) {
+		t.Errorf("Apply called %d times after the resends, want %d (no new call)", len(again), len(calls))
+	}
+}
+
+// TestValidChangeRefusedWithBadOneGoesLiveAfterFix publishes a revocation
+// (a profile disabled) and a bad profile in one update. The update is
+// refused as a whole; once the bad profile is fixed, the revocation is live
+// even though the server had already sent it.
+func TestValidChangeRefusedWithBadOneGoesLiveAfterFix(t *testing.T) {
+	cp := startControlPlane(t)
+	good := baseConfig()
+	cp.set(good)
+	app := &applier{reject: func(cfg *authzv1.Config) error {
+		for _, p := range cfg.GetProfiles() {
+			if strings.HasPrefix(p.GetName(), "bad") && p.GetClientId() == "mallory" {
+				return &refusal{name: p.GetName()}
+			}
+		}
+		return nil
+	}}
+	c := startClient(t, cp.addr, nil, app)
+	eventually(t, "first Apply", func() bool { _, cur := app.snapshot(); return cur != nil })
+
+	bundled := proto.Clone(good).(*authzv1.Config)
+	bundled.Version = "2"
+	bundled.Profiles[1].Active = false // the revocation
+	bundled.Profiles = append(bundled.Profiles, profile("bad1", "mallory"))
+	cp.set(bundled)
+	eventually(t, "NACK", func() bool { return len(cp.nacks()) >= 1 })
+	if _, cur := app.snapshot(); !profileNamed(cur, "p2").GetActive() {
+		t.Fatal("the revocation went live with the refused profile")
+	}
+
+	fixed := proto.Clone(bundled).(*authzv1.Config)
+	fixed.Version = "3"
+	fixed.Profiles[2] = profile("bad1", "initech")
+	cp.set(fixed)
+	eventually(t, "the revocation and the fixed profile to be live", func() bool {
+		_, cur := app.snapshot()
+		return len(cur.GetProfiles()) == 3 && !profileNamed(cur, "p2").GetActive()
+	})
+	// Apply's order is by name.
+	want := proto.Clone(fixed).(*authzv1.Config)
+	want.Profiles = []*authzv1.Profile{fixed.Profiles[2], fixed.Profiles[0], fixed.Profiles[1]}
+	_, cur := app.snapshot()
+	if diff := cmp.Diff(want, cur, protocmp.Transform()); diff != "" {
+		t.Errorf("config in effect after the fix (-want +got):\n%s", diff)
+	}
+	if got := c.metric(t, "gatehouse_authz_config_nacks_total"); got < 1 {
+		t.Errorf("nacks_total = %v, want at least 1", got)
+	}
+}
+
+func profileNamed(cfg *authzv1.Config, name string) *authzv1.Profile {
+	for _, p := range cfg.GetProfiles() {
+		if p.GetName() == name {
+			return p
+		}
+	}
+	return nil
 }
 
 type refusal struct{ name string }

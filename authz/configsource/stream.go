@@ -3,6 +3,7 @@ package configsource
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -58,6 +59,15 @@ func (s *Source) stream(ctx context.Context, client discoveryv3.AggregatedDiscov
 
 	var ready [numKinds]bool
 	var held []heldAck
+	// outOfStep is set by a NACK: the refused changes were rolled back, but
+	// the delta server counts them as delivered and will not send them
+	// again on this stream, so valid resources refused with a bad one would
+	// be lost. After the next update is ACKed the stream ends, and the new
+	// stream declares the last good versions so the server resends the
+	// difference. Ending at the NACK itself would reconnect in a loop while
+	// the bad resource stays published; a resend that is refused again is
+	// NACKed without Apply (see decide).
+	outOfStep := false
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -88,6 +98,7 @@ func (s *Source) stream(ctx context.Context, client discoveryv3.AggregatedDiscov
 				if err := s.reply(str, []heldAck{h}, err.Error()); err != nil {
 					return answered, err
 				}
+				outOfStep = true
 			} else {
 				held = append(held, h)
 			}
@@ -109,12 +120,22 @@ func (s *Source) stream(ctx context.Context, client discoveryv3.AggregatedDiscov
 		if len(held) == 0 || !ready[kindEndpoint] || !ready[kindProfile] || !ready[kindPolicy] {
 			continue
 		}
-		if err := s.reply(str, held, s.decide(ctx)); err != nil {
+		nack := s.decide(ctx)
+		if err := s.reply(str, held, nack); err != nil {
 			return answered, err
 		}
 		held = held[:0]
+		if nack != "" {
+			outOfStep = true
+		} else if outOfStep {
+			return answered, errResync
+		}
 	}
 }
+
+// errResync ends a stream whose server counts refused resources as
+// delivered, so that the next stream resumes from the last good versions.
+var errResync = errors.New("resuming from the last good config after a refused update")
 
 // take decodes a response into the pending state and returns its ACK to hold.
 func (s *Source) take(resp *discoveryv3.DeltaDiscoveryResponse, ready *[numKinds]bool) (heldAck, error) {
