@@ -187,6 +187,15 @@ func (s *Source) LoadCached(ctx context.Context) (*authzv1.Config, error) {
 	return c.config(), nil
 }
 
+// ForgetCached stops Run from resuming from the cached config, for a caller
+// whose Apply refused it: resuming would declare the refused resources as
+// held, and the control plane would never send them again. The first stream
+// then fetches the whole config, and the first config applied replaces the
+// cache. Call it before Run.
+func (s *Source) ForgetCached() {
+	s.seeded = true
+}
+
 // Run keeps a stream to the control plane open, reconnecting with backoff,
 // until ctx is done; it then returns nil. It returns an error only when it
 // cannot start. Run must not be called twice at once.

@@ -131,7 +131,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			log.Warn("config cache unreadable; waiting for the control plane", "err", err)
 		} else if c != nil {
 			if err := apply(ctx, c); err != nil {
-				log.Warn("cached config refused; waiting for the control plane", "err", err)
+				log.Warn("cached config refused; fetching the whole config from the control plane", "err", err)
+				src.ForgetCached()
 			}
 		}
 		g.Go(func() error { return src.Run(gctx) })
