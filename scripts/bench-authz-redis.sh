@@ -38,23 +38,10 @@ for tool in "$REDIS_SERVER" "$REDIS_CLI" python3 curl; do
   }
 done
 
-go build -o "$BIN/" ./authz/cmd/gatehouse-authz ./authz/cmd/gatehouse-authz-load
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench-lib.sh
+. scripts/bench-lib.sh
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "nothing listens on $1" >&2; exit 1
-}
-json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 calc() { python3 -c "print($1)"; }
 # cpu_us PID: the user+system CPU time a process has used, in microseconds. CPU per decision
 # tells the backends apart even when a busy machine blurs their throughput.
