@@ -2,102 +2,17 @@ package configsource
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"gatehouse/controlplane/xds/xdstest"
 )
-
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client
-// certificate, written as PEM files.
-type testPKI struct {
-	dir          string
-	pool         *x509.CertPool
-	server       tls.Certificate
-	caFile       string
-	clientCert   string
-	clientKey    string
-	clientCAFile string
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	p := &testPKI{dir: t.TempDir(), pool: x509.NewCertPool()}
-	caKey, caDER := p.issue(t, &x509.Certificate{
-		Subject: pkix.Name{CommonName: "gatehouse test CA"}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign,
-	}, nil, nil)
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.pool.AddCert(ca)
-	p.caFile = p.write(t, "ca.pem", "CERTIFICATE", caDER)
-
-	srvKey, srvDER := p.issue(t, &x509.Certificate{
-		Subject: pkix.Name{CommonName: "controlplane"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}, ca, caKey)
-	p.server = tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}
-
-	cliKey, cliDER := p.issue(t, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "authz-sidecar"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}, ca, caKey)
-	p.clientCert = p.write(t, "client.pem", "CERTIFICATE", cliDER)
-	keyDER, err := x509.MarshalECPrivateKey(cliKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.clientKey = p.write(t, "client-key.pem", "EC PRIVATE KEY", keyDER)
-	return p
-}
-
-func (p *testPKI) issue(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*ecdsa.PrivateKey, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, der
-}
-
-func (p *testPKI) write(t *testing.T, name, blockType string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // logRecorder keeps the messages and errors logged at warn and above.
 type logRecorder struct {
@@ -132,10 +47,12 @@ func (l *logRecorder) contains(s string) bool {
 }
 
 func TestMutualTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	ca := xdstest.NewCA(t, "gatehouse test CA")
+	server := ca.Issue(t, "controlplane", xdstest.Server("127.0.0.1"))
+	client := ca.Issue(t, "authz-sidecar", xdstest.Client())
 	cp := startControlPlane(t, grpc.Creds(credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{pki.server},
-		ClientCAs:    pki.pool,
+		Certificates: []tls.Certificate{server.Cert},
+		ClientCAs:    ca.Pool(),
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
 	})))
@@ -146,9 +63,9 @@ func TestMutualTLS(t *testing.T) {
 		tls     *TLSConfig
 		wantLog string // empty: the config arrives
 	}{
-		{name: "client certificate", tls: &TLSConfig{CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey}},
-		{name: "no client certificate", tls: &TLSConfig{CAFile: pki.caFile}, wantLog: "certificate required"},
-		{name: "unknown server CA", tls: &TLSConfig{CertFile: pki.clientCert, KeyFile: pki.clientKey},
+		{name: "client certificate", tls: &TLSConfig{CAFile: ca.CertFile(), CertFile: client.CertFile, KeyFile: client.KeyFile}},
+		{name: "no client certificate", tls: &TLSConfig{CAFile: ca.CertFile()}, wantLog: "certificate required"},
+		{name: "unknown server CA", tls: &TLSConfig{CertFile: client.CertFile, KeyFile: client.KeyFile},
 			wantLog: "certificate signed by unknown authority"},
 		{name: "plaintext", wantLog: "config stream ended"},
 	}

@@ -2,17 +2,9 @@ package sidecar
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,88 +16,15 @@ import (
 	"gatehouse/authz/check/checktest"
 	"gatehouse/authz/configsource"
 	"gatehouse/controlplane/xds"
+	"gatehouse/controlplane/xds/xdstest"
 )
-
-// testCA issues certificates and writes them as PEM files in dir.
-type testCA struct {
-	t    *testing.T
-	dir  string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-	file string
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	ca := &testCA{t: t, dir: t.TempDir(), pool: x509.NewCertPool()}
-	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: "gatehouse test CA"}, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, key := ca.sign(tmpl, nil, nil)
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.cert, ca.key = cert, key
-	ca.pool.AddCert(cert)
-	ca.file = ca.write("ca.pem", "CERTIFICATE", der)
-	return ca
-}
-
-func (ca *testCA) sign(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *ecdsa.PrivateKey) {
-	ca.t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	return der, key
-}
-
-// issue returns a leaf certificate for tmpl and the paths of its PEM files.
-func (ca *testCA) issue(name string, tmpl *x509.Certificate) (tls.Certificate, string, string) {
-	ca.t.Helper()
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, key := ca.sign(tmpl, ca.cert, ca.key)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		ca.t.Fatal(err)
-	}
-	certFile, keyFile := ca.write(name+".pem", "CERTIFICATE", der), ca.write(name+"-key.pem", "PRIVATE KEY", keyDER)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, certFile, keyFile
-}
-
-func (ca *testCA) write(name, blockType string, der []byte) string {
-	ca.t.Helper()
-	path := filepath.Join(ca.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), 0o600); err != nil {
-		ca.t.Fatal(err)
-	}
-	return path
-}
 
 // The sidecar configured with the --xds-* TLS flags follows a control plane that requires
 // client certificates, and decides with the config it receives.
 func TestRunFollowsControlPlaneOverMutualTLS(t *testing.T) {
-	ca := newTestCA(t)
-	server, _, _ := ca.issue("controlplane", &x509.Certificate{
-		Subject: pkix.Name{CommonName: "controlplane"}, DNSNames: []string{"controlplane.test"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	_, clientCert, clientKey := ca.issue("sidecar", &x509.Certificate{
-		Subject: pkix.Name{CommonName: "authz-sidecar"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
+	ca := xdstest.NewCA(t, "gatehouse test CA")
+	server := ca.Issue(t, "controlplane", xdstest.Server("controlplane.test"))
+	client := ca.Issue(t, "authz-sidecar", xdstest.Client())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -115,7 +34,7 @@ func TestRunFollowsControlPlaneOverMutualTLS(t *testing.T) {
 	}
 	cp, err := xds.New(ctx, xds.Config{Listener: lis, Logger: slog.New(slog.DiscardHandler),
 		GRPCServerOptions: []grpc.ServerOption{grpc.Creds(credentials.NewTLS(&tls.Config{
-			Certificates: []tls.Certificate{server}, ClientCAs: ca.pool,
+			Certificates: []tls.Certificate{server.Cert}, ClientCAs: ca.Pool(),
 			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12,
 		}))}})
 	if err != nil {
@@ -135,7 +54,7 @@ func TestRunFollowsControlPlaneOverMutualTLS(t *testing.T) {
 	// The control plane's certificate names a DNS name, not the loopback IP the sidecar dials:
 	// --xds-server-name is how a sidecar checks such a certificate.
 	cfg, _, err := ParseFlags([]string{"--data-dir", t.TempDir(), "--xds-addr", lis.Addr().String(), "--node-id", "authz-mtls",
-		"--xds-ca-file", ca.file, "--xds-cert-file", clientCert, "--xds-key-file", clientKey, "--xds-server-name", "controlplane.test"}, func(string) string { return "" })
+		"--xds-ca-file", ca.CertFile(), "--xds-cert-file", client.CertFile, "--xds-key-file", client.KeyFile, "--xds-server-name", "controlplane.test"}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,16 +71,17 @@ func TestRunFollowsControlPlaneOverMutualTLS(t *testing.T) {
 }
 
 func TestRunRefusesUnusableXDSTLSFiles(t *testing.T) {
-	ca := newTestCA(t)
+	ca := xdstest.NewCA(t, "gatehouse test CA")
+	dir := t.TempDir()
 	tests := []struct {
 		name    string
 		tls     configsource.TLSConfig
 		wantErr string
 	}{
-		{name: "missing CA file", tls: configsource.TLSConfig{CAFile: filepath.Join(ca.dir, "missing.pem")}, wantErr: "read CA file"},
-		{name: "missing client certificate", tls: configsource.TLSConfig{CAFile: ca.file, CertFile: filepath.Join(ca.dir, "nope.pem"), KeyFile: filepath.Join(ca.dir, "nope-key.pem")},
+		{name: "missing CA file", tls: configsource.TLSConfig{CAFile: filepath.Join(dir, "missing.pem")}, wantErr: "read CA file"},
+		{name: "missing client certificate", tls: configsource.TLSConfig{CAFile: ca.CertFile(), CertFile: filepath.Join(dir, "nope.pem"), KeyFile: filepath.Join(dir, "nope-key.pem")},
 			wantErr: "load client certificate"},
-		{name: "certificate without key", tls: configsource.TLSConfig{CAFile: ca.file, CertFile: ca.file}, wantErr: "--xds-key-file"},
+		{name: "certificate without key", tls: configsource.TLSConfig{CAFile: ca.CertFile(), CertFile: ca.CertFile()}, wantErr: "--xds-key-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,16 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -34,6 +28,7 @@ import (
 	"gatehouse/authz/configsource"
 	"gatehouse/controlplane/admin"
 	"gatehouse/controlplane/bootstrap"
+	"gatehouse/controlplane/xds/xdstest"
 	adminv1 "gatehouse/proto/gatehouse/admin/v1"
 	authzv1 "gatehouse/proto/gatehouse/authz/v1"
 )
@@ -41,84 +36,20 @@ import (
 // xdsPKI is a test CA with a server certificate for 127.0.0.1 and a client certificate, as
 // PEM files: what a platform team issues for the control plane and its gateways.
 type xdsPKI struct {
-	dir                                    string
-	caFile, serverCert, serverKey          string
-	clientCert, clientKey                  string
-	otherCAFile, otherClientCert, otherKey string // a second CA the control plane does not trust
+	ca             *xdstest.CA
+	server, client xdstest.Leaf
+	otherClient    xdstest.Leaf // from a second CA the control plane does not trust
 }
 
 func newXDSPKI(t *testing.T) *xdsPKI {
 	t.Helper()
-	p := &xdsPKI{dir: t.TempDir()}
-	ca, caKey := p.ca(t, "ca.pem", "gatehouse test CA")
-	p.caFile = filepath.Join(p.dir, "ca.pem")
-	p.serverCert, p.serverKey = p.leaf(t, "server", ca, caKey, &x509.Certificate{
-		Subject: pkix.Name{CommonName: "controlplane"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	p.clientCert, p.clientKey = p.leaf(t, "client", ca, caKey, &x509.Certificate{
-		Subject: pkix.Name{CommonName: "authz-sidecar"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	other, otherKey := p.ca(t, "other-ca.pem", "someone else's CA")
-	p.otherCAFile = filepath.Join(p.dir, "other-ca.pem")
-	p.otherClientCert, p.otherKey = p.leaf(t, "other-client", other, otherKey, &x509.Certificate{
-		Subject: pkix.Name{CommonName: "intruder"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	return p
-}
-
-func (p *xdsPKI) ca(t *testing.T, file, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: name}, IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, key := p.sign(t, tmpl, nil, nil)
-	p.write(t, file, "CERTIFICATE", der)
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
+	ca, other := xdstest.NewCA(t, "gatehouse test CA"), xdstest.NewCA(t, "someone else's CA")
+	return &xdsPKI{
+		ca:          ca,
+		server:      ca.Issue(t, "controlplane", xdstest.Server("127.0.0.1")),
+		client:      ca.Issue(t, "authz-sidecar", xdstest.Client()),
+		otherClient: other.Issue(t, "intruder", xdstest.Client()),
 	}
-	return cert, key
-}
-
-func (p *xdsPKI) leaf(t *testing.T, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, tmpl *x509.Certificate) (certFile, keyFile string) {
-	t.Helper()
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, key := p.sign(t, tmpl, ca, caKey)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+"-key.pem", "PRIVATE KEY", keyDER)
-}
-
-func (p *xdsPKI) sign(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = serial
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der, key
-}
-
-func (p *xdsPKI) write(t *testing.T, name, blockType string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // TestRunServesXDSOverMutualTLS runs the control plane with mutual TLS on xDS: a sidecar's
@@ -133,7 +64,7 @@ func TestRunServesXDSOverMutualTLS(t *testing.T) {
 	}
 	addrs, out, stop := startAll(t, Config{
 		DataDir: t.TempDir(), AdminToken: token,
-		XDSTLSCertFile: pki.serverCert, XDSTLSKeyFile: pki.serverKey, XDSClientCAFile: pki.caFile,
+		XDSTLSCertFile: pki.server.CertFile, XDSTLSKeyFile: pki.server.KeyFile, XDSClientCAFile: pki.ca.CertFile(),
 	})
 	defer func() {
 		if err := stop(); err != nil {
@@ -151,7 +82,7 @@ func TestRunServesXDSOverMutualTLS(t *testing.T) {
 		got := make(chan *authzv1.Config, 16)
 		src, err := configsource.New(configsource.Config{
 			Addr: addrs[serverXDS], NodeID: "sidecar-mtls",
-			TLS:    &configsource.TLSConfig{CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey},
+			TLS:    &configsource.TLSConfig{CAFile: pki.ca.CertFile(), CertFile: pki.client.CertFile, KeyFile: pki.client.KeyFile},
 			Apply:  func(_ context.Context, c *authzv1.Config) error { got <- c; return nil },
 			Logger: slog.New(slog.DiscardHandler),
 		})
@@ -204,8 +135,8 @@ func TestRunServesXDSOverMutualTLS(t *testing.T) {
 		name string
 		tls  *tls.Config // nil: plaintext
 	}{
-		{name: "no client certificate", tls: clientTLS(t, pki.caFile, "", "")},
-		{name: "client certificate from another CA", tls: clientTLS(t, pki.caFile, pki.otherClientCert, pki.otherKey)},
+		{name: "no client certificate", tls: clientTLS(t, pki.ca.CertFile(), "", "")},
+		{name: "client certificate from another CA", tls: clientTLS(t, pki.ca.CertFile(), pki.otherClient.CertFile, pki.otherClient.KeyFile)},
 		{name: "plaintext"},
 	}
 	for _, tt := range tests {
@@ -237,7 +168,7 @@ func TestRunServesXDSOverMutualTLS(t *testing.T) {
 // files and turns its UpstreamTlsContext into the Go TLS configuration it describes.
 func bootstrapTLS(t *testing.T, addr string, pki *xdsPKI) *tls.Config {
 	t.Helper()
-	y, err := bootstrap.Render(bootstrap.Config{ControlPlaneAddr: addr, XDSCAFile: pki.caFile, XDSCertFile: pki.clientCert, XDSKeyFile: pki.clientKey})
+	y, err := bootstrap.Render(bootstrap.Config{ControlPlaneAddr: addr, XDSCAFile: pki.ca.CertFile(), XDSCertFile: pki.client.CertFile, XDSKeyFile: pki.client.KeyFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,12 +292,12 @@ func TestXDSTLSSettings(t *testing.T) {
 		cert, key, ca string
 	}{
 		{name: "plaintext by default", wantBanner: "(plaintext)"},
-		{name: "TLS without client certificates", cert: pki.serverCert, key: pki.serverKey, wantBanner: "(TLS)"},
-		{name: "certificate without key", cert: pki.serverCert, wantErr: "--xds-tls-key-file"},
-		{name: "key without certificate", key: pki.serverKey, wantErr: "--xds-tls-cert-file"},
-		{name: "client CA without TLS", ca: pki.caFile, wantErr: "--xds-client-ca-file needs"},
-		{name: "client CA file that holds no certificate", cert: pki.serverCert, key: pki.serverKey, ca: pki.serverKey, wantErr: "holds no PEM certificate"},
-		{name: "unreadable certificate", cert: filepath.Join(pki.dir, "missing.pem"), key: pki.serverKey, wantErr: "load xDS TLS certificate"},
+		{name: "TLS without client certificates", cert: pki.server.CertFile, key: pki.server.KeyFile, wantBanner: "(TLS)"},
+		{name: "certificate without key", cert: pki.server.CertFile, wantErr: "--xds-tls-key-file"},
+		{name: "key without certificate", key: pki.server.KeyFile, wantErr: "--xds-tls-cert-file"},
+		{name: "client CA without TLS", ca: pki.ca.CertFile(), wantErr: "--xds-client-ca-file needs"},
+		{name: "client CA file that holds no certificate", cert: pki.server.CertFile, key: pki.server.KeyFile, ca: pki.server.KeyFile, wantErr: "holds no PEM certificate"},
+		{name: "unreadable certificate", cert: filepath.Join(t.TempDir(), "missing.pem"), key: pki.server.KeyFile, wantErr: "load xDS TLS certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
